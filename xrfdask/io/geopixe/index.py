@@ -1,0 +1,396 @@
+"""The record index of a ``.GeoPIXE`` file: where each pixel record starts, how long it is, its deadtime.
+
+Built by one compiled pass over the record headers (bodies are never decoded) and cached beside
+the file (``<file>.xrfidx.npz``) or, when that folder is not writable, in the user cache directory.
+A cache is used only if the file's size, modification time and header are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import stat
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from xrfdask.errors import FormatError, TruncatedMapWarning, XrfdaskWarning
+from xrfdask.io.geopixe import kernels
+from xrfdask.io.geopixe.header import GeoPixeHeader, read_header
+
+__all__ = ["GeoPixeIndex", "build_index", "index_geopixe", "cache_dir"]
+
+_CACHE_VERSION = 1
+_CACHE_SUFFIX = ".xrfidx.npz"
+_MAX_DETECTORS = 256
+
+
+@dataclass(frozen=True, eq=False)
+class GeoPixeIndex:
+    """Where every pixel record of a ``.GeoPIXE`` file lies.
+
+    Records are numbered in file order; record ``k`` belongs to pixel ``k // ndet`` (row-major) and
+    detector ``k % ndet``. Only the first ``n_records`` exist: a map whose scan stopped early has
+    fewer than ``Xres * Yres * ndet``.
+    """
+
+    path: str
+    header: GeoPixeHeader
+    ndet: int
+    offsets: np.ndarray  # uint64, byte offset of each record
+    lengths: np.ndarray  # uint32, record length in bytes (16-byte header included)
+    deadtime: np.ndarray  # float32, percent
+    file_size: int
+    mtime_ns: int
+    dropped_offset: int | None  # start of an incomplete trailing record that was dropped
+
+    @property
+    def xres(self) -> int:
+        return self.header.xres
+
+    @property
+    def nchan(self) -> int:
+        return self.header.nchan
+
+    @property
+    def n_records(self) -> int:
+        return int(self.offsets.shape[0])
+
+    @property
+    def n_expected(self) -> int:
+        """Records a complete map holds: Xres * Yres * ndet."""
+        return self.header.xres * self.header.yres * self.ndet
+
+    @property
+    def nrows(self) -> int:
+        """Rows holding at least one record (the rows of the opened map)."""
+        per_row = self.xres * self.ndet
+        return -(-self.n_records // per_row)
+
+    @property
+    def complete(self) -> bool:
+        return self.n_records == self.n_expected
+
+    def record_number(self, y: int, x: int, detector: int = 0) -> int:
+        return (y * self.xres + x) * self.ndet + detector
+
+    def byte_range(self, y0: int, y1: int, x0: int, x1: int) -> tuple[int, int, int, int]:
+        """Records and bytes covering rows [y0, y1) and columns [x0, x1).
+
+        Returns ``(k0, k1, start, stop)``: records k0 .. k1-1 lie back to back in bytes
+        [start, stop). ``k0 == k1`` when none of them exist (beyond a truncated end).
+        """
+        k0 = min(self.record_number(y0, x0), self.n_records)
+        k1 = min(self.record_number(y1 - 1, x1 - 1, self.ndet - 1) + 1, self.n_records)
+        if k1 <= k0:
+            return k0, k0, 0, 0
+        start = int(self.offsets[k0])
+        stop = int(self.offsets[k1 - 1]) + int(self.lengths[k1 - 1])
+        return k0, k1, start, stop
+
+    def present(self, nrows: int | None = None) -> np.ndarray:
+        """Boolean (rows, Xres, ndet): True where a record exists."""
+        nrows = self.nrows if nrows is None else nrows
+        mask = np.zeros(nrows * self.xres * self.ndet, dtype=bool)
+        mask[: self.n_records] = True
+        return mask.reshape(nrows, self.xres, self.ndet)
+
+    def deadtime_map(self, nrows: int | None = None) -> np.ndarray:
+        """Float32 (rows, Xres, ndet) deadtime in percent; 0 where a record is missing."""
+        nrows = self.nrows if nrows is None else nrows
+        out = np.zeros(nrows * self.xres * self.ndet, dtype=np.float32)
+        out[: self.n_records] = self.deadtime
+        return out.reshape(nrows, self.xres, self.ndet)
+
+    def to_dataset(self) -> xr.Dataset:
+        """The per-record table as an :class:`xarray.Dataset` on a ``record`` dimension."""
+        k = np.arange(self.n_records, dtype=np.int64)
+        pixel = k // self.ndet
+        data = {
+            "offset": ("record", self.offsets),
+            "length": ("record", self.lengths),
+            "x": ("record", (pixel % self.xres).astype(np.uint16)),
+            "y": ("record", (pixel // self.xres).astype(np.uint16)),
+            "detector": ("record", (k % self.ndet).astype(np.uint16)),
+            "deadtime": ("record", self.deadtime, {"units": "percent"}),
+        }
+        attrs = {
+            "source_path": self.path,
+            "file_size": self.file_size,
+            "header_length": self.header.length,
+            "Xres": self.header.xres,
+            "Yres": self.header.yres,
+            "ndet": self.ndet,
+            "Chan": self.nchan,
+            "n_records": self.n_records,
+            "n_expected": self.n_expected,
+            "complete": int(self.complete),
+        }
+        return xr.Dataset(data, attrs=attrs)
+
+
+def index_geopixe(path: str | os.PathLike, *, cache: bool = True) -> xr.Dataset:
+    """Index the pixel records of a ``.GeoPIXE`` file, without decoding any spectrum.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    cache : bool, default True
+        Reuse (and store) the cached index beside the file or in the user cache directory.
+
+    Returns
+    -------
+    xarray.Dataset
+        One entry per record on dimension ``record``: ``offset``, ``length``, ``x``, ``y``,
+        ``detector``, ``deadtime`` (percent).
+
+    Raises
+    ------
+    FormatError
+        If the header or any record header is broken (see :func:`build_index`).
+    """
+    return build_index(path, cache=cache).to_dataset()
+
+
+def build_index(path: str | os.PathLike, *, cache: bool = True) -> GeoPixeIndex:
+    """Build (or load from cache) the :class:`GeoPixeIndex` of a file.
+
+    A record that is cut off by the end of the file is dropped with a
+    :class:`~xrfdask.errors.TruncatedMapWarning`. Every other inconsistency (bad tag, impossible
+    length, a record whose x, y or detector is not the next expected one, surplus records) raises
+    :class:`~xrfdask.errors.FormatError` naming the byte offset.
+    """
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cannot open ({exc.strerror})") from None
+    header = read_header(path)
+    key = _cache_key(header, st)
+    if cache:
+        loaded = _load_cache(path, header, st, key)
+        if loaded is not None:
+            _warn_truncation(loaded)
+            return loaded
+    index = _walk(path, header, st)
+    _warn_truncation(index)
+    if cache:
+        _store_cache(index, key)
+    return index
+
+
+def _count_detectors(buf: np.ndarray, header: GeoPixeHeader, path: str) -> int:
+    """Detectors per pixel: the records of the first pixel (x = y = 0), checked against 'Dets'."""
+    pos = header.data_start
+    size = buf.shape[0]
+    starts: list[int] = []
+    while pos + 16 <= size and len(starts) <= _MAX_DETECTORS:
+        tag, length, x, y, det = struct.unpack_from("<2sI3H", buf, pos)
+        if tag != b"DP" or (x, y) != (0, 0) or det != len(starts) or length < 16:
+            break
+        starts.append(pos)
+        pos += length
+    found = len(starts)
+    dets = header.dets
+    if found == 0:
+        return dets or 1  # the index walk reports what is wrong with the first record
+    if dets is None:
+        return found
+    if found > dets:
+        raise FormatError(
+            f"{path}: record at offset {starts[dets]} holds (x=0, y=0, detector={dets}), outside "
+            f"the header's Dets = {dets}"
+        )
+    if found < dets and pos < size:  # (a file ending inside the first pixel is just truncated)
+        warnings.warn(
+            f"{path}: header says Dets = {dets} but each pixel holds {found} detector record(s); "
+            f"reading {found}",
+            XrfdaskWarning,
+            stacklevel=5,
+        )
+        return found
+    return dets
+
+
+def _walk(path: str, header: GeoPixeHeader, st: os.stat_result) -> GeoPixeIndex:
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        if hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        buf = np.frombuffer(mm, dtype=np.uint8)
+        ndet = _count_detectors(buf, header, path)
+        n_expected = header.xres * header.yres * ndet
+        offsets = np.empty(n_expected, dtype=np.uint64)
+        lengths = np.empty(n_expected, dtype=np.uint32)
+        dt_bits = np.empty(n_expected, dtype=np.uint32)
+        n, status, pos, a, b, c = kernels.index_records(
+            buf, header.data_start, header.xres, ndet, header.nchan, offsets, lengths, dt_bits
+        )
+        del buf
+    finally:
+        mm.close()
+    dropped = None
+    if status == kernels.TRUNCATED:
+        dropped = int(pos)
+    elif status != kernels.OK:
+        raise FormatError(_describe(path, header, ndet, n, status, pos, a, b, c))
+    if n == 0:
+        raise FormatError(f"{path}: no complete pixel record after the header (offset {pos})")
+    return GeoPixeIndex(
+        path=path,
+        header=header,
+        ndet=ndet,
+        offsets=offsets[:n].copy(),
+        lengths=lengths[:n].copy(),
+        deadtime=dt_bits[:n].view(np.float32).copy(),
+        file_size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        dropped_offset=dropped,
+    )
+
+
+def _describe(path, header, ndet, k, status, pos, a, b, c) -> str:
+    """One-line message for a failed index walk at record ``k``, byte offset ``pos``."""
+    pixel, det = divmod(int(k), ndet)
+    ey, ex = divmod(pixel, header.xres)
+    where = f"{path}: record at offset {pos}"
+    if status == kernels.BAD_TAG:
+        return f"{where} starts with {a.to_bytes(2, 'little')!r}, expected 'DP'"
+    if status == kernels.BAD_LENGTH:
+        return (
+            f"{where} has length {a}, expected 16 + 4k bytes with at most Chan = {header.nchan} "
+            "channel pairs"
+        )
+    if status == kernels.SURPLUS:
+        return (
+            f"{where} is surplus: the header's Xres x Yres x detectors = {header.xres} x "
+            f"{header.yres} x {ndet} records all precede it"
+        )
+    if status == kernels.MISPLACED:
+        x, y, d = int(a), int(b), int(c)
+        found = f"(x={x}, y={y}, detector={d})"
+        expected = f"(x={ex}, y={ey}, detector={det})"
+        if x >= header.xres or y >= header.yres or d >= ndet:
+            return (
+                f"{where} holds {found}, outside the header's Xres={header.xres}, "
+                f"Yres={header.yres}, {ndet} detector(s)"
+            )
+        if (y, x, d) < (ey, ex, det):
+            return f"{where} holds {found}, expected {expected}: duplicated or out-of-order record"
+        return f"{where} holds {found}, expected {expected}: a record is missing"
+    return f"{where}: unexpected index status {status}"
+
+
+def _warn_truncation(index: GeoPixeIndex) -> None:
+    if index.dropped_offset is not None:
+        warnings.warn(
+            f"{index.path}: file ends inside the record at offset {index.dropped_offset}; "
+            f"it was dropped ({index.n_records} of {index.n_expected} records read)",
+            TruncatedMapWarning,
+            stacklevel=3,
+        )
+    elif not index.complete:
+        warnings.warn(
+            f"{index.path}: map ends after {index.n_records} of {index.n_expected} records "
+            f"(scan stopped early); missing pixels read as zero, see the 'present' variable",
+            TruncatedMapWarning,
+            stacklevel=3,
+        )
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """User cache directory for indexes of files in read-only folders.
+
+    ``$XRFDASK_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/xrfdask`` or ``~/.cache/xrfdask``.
+    """
+    env = os.environ.get("XRFDASK_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "xrfdask"
+
+
+def _cache_key(header: GeoPixeHeader, st: os.stat_result) -> str:
+    digest = hashlib.sha256(header.raw).hexdigest()
+    return json.dumps(
+        {"version": _CACHE_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "header": digest}
+    )
+
+
+def _cache_paths(path: str) -> list[Path]:
+    beside = Path(path + _CACHE_SUFFIX)
+    name = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:32] + _CACHE_SUFFIX
+    return [beside, cache_dir() / "index" / name]
+
+
+def _writable(folder: Path) -> bool:
+    """Writable, and meant to be: root may write anywhere, but a folder without any write
+    permission bit is read-only by intent (shared data, archives)."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and bool(stat.S_IMODE(mode) & 0o222)
+
+
+def _load_cache(path: str, header: GeoPixeHeader, st, key: str) -> GeoPixeIndex | None:
+    for candidate in _cache_paths(path):
+        try:
+            with np.load(candidate, allow_pickle=False) as z:
+                if str(z["key"]) != key:
+                    continue
+                dropped = int(z["dropped_offset"])
+                return GeoPixeIndex(
+                    path=path,
+                    header=header,
+                    ndet=int(z["ndet"]),
+                    offsets=z["offsets"],
+                    lengths=z["lengths"],
+                    deadtime=z["deadtime"],
+                    file_size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    dropped_offset=None if dropped < 0 else dropped,
+                )
+        except (OSError, KeyError, ValueError, EOFError):
+            continue  # absent, unreadable or stale: rebuild
+    return None
+
+
+def _store_cache(index: GeoPixeIndex, key: str) -> None:
+    payload = {
+        "key": np.array(key),
+        "ndet": np.array(index.ndet),
+        "offsets": index.offsets,
+        "lengths": index.lengths,
+        "deadtime": index.deadtime,
+        "dropped_offset": np.array(-1 if index.dropped_offset is None else index.dropped_offset),
+    }
+    for target in _cache_paths(index.path):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not _writable(target.parent):
+                continue
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=_CACHE_SUFFIX)
+        except OSError:
+            continue  # folder not writable: try the next place
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **payload)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            return
+        except OSError:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -1,0 +1,246 @@
+"""Compiled kernels for ``.GeoPIXE`` pixel records: index walk, block decode, block encode.
+
+A record is a 16-byte header (``DP``, uint32 length L, uint16 x, y, detector, float32 deadtime)
+followed by (L - 16) / 4 pairs of uint16 (channel, count); see spec ``geopixe.md`` 1.3.
+
+Records of a map come in raster order with the detectors of a pixel interleaved, so record number
+``k`` belongs to pixel ``k // ndet`` and detector ``k % ndet``. Every kernel checks each record's own
+x, y and detector fields against that expected position: a missing, duplicated or stray record is
+reported, never silently shifted (the original tool placed data by counting).
+
+The kernels never raise: they return a status code and the offending position, and the Python
+caller turns that into a :class:`~xrfdask.errors.FormatError` naming the file and byte offset.
+All release the GIL so dask threads decode blocks in parallel.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "OK",
+    "TRUNCATED",
+    "BAD_TAG",
+    "BAD_LENGTH",
+    "MISPLACED",
+    "SURPLUS",
+    "BAD_CHANNEL",
+    "UNSORTED_CHANNEL",
+    "BAD_COUNT",
+    "index_records",
+    "decode_records",
+    "encoded_lengths",
+    "encode_records",
+]
+
+# Status codes shared by the kernels.
+OK = 0
+TRUNCATED = 1  # the data ends inside a record
+BAD_TAG = 2  # a record does not start with "DP"
+BAD_LENGTH = 3  # L < 16, L - 16 not a multiple of 4, or longer than Chan pairs allow
+MISPLACED = 4  # x, y or detector differ from the record's expected position
+SURPLUS = 5  # more records than Xres * Yres * ndet
+BAD_CHANNEL = 6  # channel index >= Chan
+UNSORTED_CHANNEL = 7  # channels not strictly ascending within a record
+BAD_COUNT = 8  # (writer) a count is negative, above 65535 or not an integer
+
+_TAG_WORD = 0x5044  # b"DP" read as a little-endian uint16
+
+_jit = numba.njit(cache=True, nogil=True)
+
+
+@_jit
+def _u16(buf, i):
+    return np.int64(buf[i]) | (np.int64(buf[i + 1]) << 8)
+
+
+@_jit
+def _u32(buf, i):
+    return _u16(buf, i) | (_u16(buf, i + 2) << 16)
+
+
+@_jit
+def index_records(buf, start, xres, ndet, nchan, offsets, lengths, dt_bits):
+    """Walk the record headers of a whole file.
+
+    Parameters
+    ----------
+    buf : uint8 array
+        The whole file (memory-mapped).
+    start : int
+        Offset of the first record (2 + H).
+    xres, ndet, nchan : int
+        Map width, detectors per pixel and channels.
+    offsets, lengths, dt_bits : arrays of uint64, uint32, uint32
+        Filled per record; their length is the expected record count Xres * Yres * ndet.
+
+    Returns
+    -------
+    (n, status, pos, a, b, c)
+        ``n`` complete records indexed; ``status`` as above; ``pos`` the offset where the walk
+        stopped; ``a, b, c`` details (x, y, detector for MISPLACED; L for BAD_LENGTH/TRUNCATED).
+    """
+    size = buf.shape[0]
+    n_expected = offsets.shape[0]
+    max_length = 16 + 4 * nchan
+    pos = start
+    k = 0
+    while pos < size:
+        if k == n_expected:
+            return k, SURPLUS, pos, 0, 0, 0
+        if size - pos < 16:
+            return k, TRUNCATED, pos, size - pos, 0, 0
+        if buf[pos] != 68 or buf[pos + 1] != 80:
+            return k, BAD_TAG, pos, _u16(buf, pos), 0, 0
+        length = _u32(buf, pos + 2)
+        x = _u16(buf, pos + 6)
+        y = _u16(buf, pos + 8)
+        d = _u16(buf, pos + 10)
+        if length < 16 or (length - 16) % 4 != 0 or length > max_length:
+            return k, BAD_LENGTH, pos, length, 0, 0
+        pixel = k // ndet
+        if d != k % ndet or x != pixel % xres or y != pixel // xres:
+            return k, MISPLACED, pos, x, y, d
+        if pos + length > size:
+            return k, TRUNCATED, pos, length, 0, 0
+        offsets[k] = pos
+        lengths[k] = length
+        dt_bits[k] = _u32(buf, pos + 12)
+        pos += length
+        k += 1
+    return k, OK, pos, 0, 0, 0
+
+
+@_jit
+def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
+    """Decode records ``k0 .. k1-1`` into a dense block.
+
+    Parameters
+    ----------
+    words : uint16 array
+        The bytes of records k0 .. k1-1, read as one contiguous range starting at record k0 and
+        viewed as little-endian uint16 (every record length is a multiple of 4, so every record
+        starts on a word boundary).
+    k0, k1 : int
+        Record numbers in the range.
+    xres, ndet, nchan : int
+        Map width, detectors per pixel, channels.
+    y0, x0 : int
+        Map position of ``out[0, 0]``.
+    out : uint16 array (rows, columns, ndet, nchan), zero-filled
+        Records whose pixel falls inside are decoded into it; others are checked and skipped.
+
+    Returns
+    -------
+    (status, k, word)
+        ``k`` is the record and ``word`` the uint16 index (byte offset / 2) where a problem was
+        found; ``status`` is OK when every record decoded.
+    """
+    nwords = words.shape[0]
+    nrows = out.shape[0]
+    ncols = out.shape[1]
+    pos = 0
+    for k in range(k0, k1):
+        if pos + 8 > nwords:
+            return TRUNCATED, k, pos
+        if words[pos] != _TAG_WORD:
+            return BAD_TAG, k, pos
+        length = np.int64(words[pos + 1]) | (np.int64(words[pos + 2]) << 16)
+        if length < 16 or length % 4 != 0 or length > 16 + 4 * nchan:
+            return BAD_LENGTH, k, pos
+        end = pos + length // 2
+        if end > nwords:
+            return TRUNCATED, k, pos
+        pixel = k // ndet
+        d = k % ndet
+        x = np.int64(words[pos + 3])
+        y = np.int64(words[pos + 4])
+        if np.int64(words[pos + 5]) != d or x != pixel % xres or y != pixel // xres:
+            return MISPLACED, k, pos
+        row = y - y0
+        col = x - x0
+        if 0 <= row < nrows and 0 <= col < ncols:
+            spectrum = out[row, col, d]
+            previous = -1
+            for p in range(pos + 8, end, 2):
+                channel = np.int64(words[p])
+                if channel >= nchan:
+                    return BAD_CHANNEL, k, p
+                if channel <= previous:
+                    return UNSORTED_CHANNEL, k, p
+                previous = channel
+                spectrum[channel] = words[p + 1]
+        pos = end
+    return OK, k1, pos
+
+
+@_jit
+def encoded_lengths(spectra, emit, lengths):
+    """Record length (bytes) of each (row, column, detector) of a dense block.
+
+    ``emit`` is 1 for a record carrying the spectrum, 2 for an empty record (pixel not present),
+    0 for no record at all (missing tail of a truncated map); ``lengths`` receives 16 + 4 * nonzero
+    channels, 16 or 0 accordingly. Returns (status, row, column, detector, channel) where status is
+    BAD_COUNT if a count cannot be stored as uint16.
+    """
+    nrows, ncols, ndet, nchan = spectra.shape
+    for r in range(nrows):
+        for c in range(ncols):
+            for d in range(ndet):
+                mode = emit[r, c, d]
+                if mode == 0:
+                    lengths[r, c, d] = 0
+                    continue
+                if mode == 2:
+                    lengths[r, c, d] = 16
+                    continue
+                nonzero = 0
+                for ch in range(nchan):
+                    v = spectra[r, c, d, ch]
+                    if v != 0:
+                        if not (v > 0 and v <= 65535 and v == np.floor(v)):
+                            return BAD_COUNT, r, c, d, ch
+                        nonzero += 1
+                lengths[r, c, d] = 16 + 4 * nonzero
+    return OK, 0, 0, 0, 0
+
+
+@_jit
+def encode_records(spectra, emit, lengths, dt_bits, y_first, channel_numbers, words):
+    """Write the records of a dense block, in raster order with detectors interleaved.
+
+    ``lengths`` come from :func:`encoded_lengths`; ``words`` (uint16) has room for all of them;
+    ``y_first`` is the map row of ``spectra[0]``; ``channel_numbers`` maps array positions to the
+    channel indices stored in the file.
+    """
+    nrows, ncols, ndet, nchan = spectra.shape
+    pos = 0
+    for r in range(nrows):
+        for c in range(ncols):
+            for d in range(ndet):
+                length = lengths[r, c, d]
+                if length == 0:
+                    continue
+                words[pos] = _TAG_WORD
+                words[pos + 1] = length & 0xFFFF
+                words[pos + 2] = length >> 16
+                words[pos + 3] = c
+                words[pos + 4] = y_first + r
+                words[pos + 5] = d
+                if emit[r, c, d] == 1:
+                    bits = dt_bits[r, c, d]
+                    words[pos + 6] = bits & 0xFFFF
+                    words[pos + 7] = bits >> 16
+                    p = pos + 8
+                    for ch in range(nchan):
+                        v = spectra[r, c, d, ch]
+                        if v != 0:
+                            words[p] = channel_numbers[ch]
+                            words[p + 1] = np.uint16(v)
+                            p += 2
+                else:
+                    words[pos + 6] = 0
+                    words[pos + 7] = 0
+                pos += length // 2
+    return pos

@@ -1,0 +1,304 @@
+"""Open a ``.GeoPIXE`` file as a lazy raw-map :class:`xarray.Dataset`.
+
+Opening reads the header and the record index only. The spectra are a dask array whose every task
+(``geopixe-read-…`` on the dashboard) reads one contiguous byte range, the records of a band of
+whole rows, and decodes it with a compiled kernel that places each record by its own x, y and
+detector fields.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import parse_bytes
+
+from xrfdask.errors import FormatError
+from xrfdask.io.geopixe import kernels
+from xrfdask.io.geopixe.index import GeoPixeIndex, build_index
+
+__all__ = ["open_geopixe", "read_block", "BlockSpec", "plan_chunks", "Chunks"]
+
+Chunks = int | str | dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """Everything one read task needs: a byte range and where its records go.
+
+    Small and picklable, so graphs stay light on a distributed scheduler (no index arrays).
+    """
+
+    path: str
+    file_size: int
+    mtime_ns: int
+    start: int  # bytes [start, stop) hold records k0 .. k1-1
+    stop: int
+    k0: int
+    k1: int
+    y0: int  # the block covers rows [y0, y0 + nrows) and columns [x0, x0 + ncols)
+    nrows: int
+    x0: int
+    ncols: int
+    xres: int
+    ndet: int
+    nchan: int
+
+
+def read_block(spec: BlockSpec) -> np.ndarray:
+    """Read and decode one block of a ``.GeoPIXE`` map.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 (rows, columns, detector, channel); pixels without a record are zero.
+    """
+    out = np.zeros((spec.nrows, spec.ncols, spec.ndet, spec.nchan), dtype=np.uint16)
+    if spec.k1 <= spec.k0:
+        return out
+    _check_unchanged(spec)
+    nbytes = spec.stop - spec.start
+    buf = np.empty(nbytes + (nbytes & 1), dtype=np.uint8)
+    with open(spec.path, "rb", buffering=0) as f:
+        f.seek(spec.start)
+        got = f.readinto(memoryview(buf)[:nbytes])
+    if got != nbytes:
+        raise FormatError(
+            f"{spec.path}: expected {nbytes} bytes at offset {spec.start}, read {got}: the file "
+            "changed since it was opened; open it again"
+        )
+    status, k, word = kernels.decode_records(
+        buf.view(np.uint16), spec.k0, spec.k1, spec.xres, spec.ndet, spec.nchan,
+        spec.y0, spec.x0, out,
+    )  # fmt: skip
+    if status != kernels.OK:
+        raise FormatError(_describe_decode(spec, status, k, word, buf))
+    return out
+
+
+def _check_unchanged(spec: BlockSpec) -> None:
+    try:
+        st = os.stat(spec.path)
+    except OSError as exc:
+        raise FormatError(f"{spec.path}: cannot read ({exc.strerror})") from None
+    if st.st_size != spec.file_size or st.st_mtime_ns != spec.mtime_ns:
+        raise FormatError(
+            f"{spec.path}: the file changed since it was opened (size {spec.file_size} -> "
+            f"{st.st_size}); open it again"
+        )
+
+
+def _describe_decode(spec: BlockSpec, status: int, k: int, word: int, buf: np.ndarray) -> str:
+    offset = spec.start + 2 * int(word)
+    pixel, det = divmod(int(k), spec.ndet)
+    y, x = divmod(pixel, spec.xres)
+    record = f"record (x={x}, y={y}, detector={det})"
+    if status == kernels.BAD_CHANNEL:
+        channel = int(buf[2 * word]) | (int(buf[2 * word + 1]) << 8)
+        return (
+            f"{spec.path}: {record} stores channel {channel} at offset {offset}, but the header "
+            f"has Chan = {spec.nchan}"
+        )
+    if status == kernels.UNSORTED_CHANNEL:
+        return (
+            f"{spec.path}: {record} has channels out of ascending order at offset {offset}: "
+            "corrupt record body"
+        )
+    return (
+        f"{spec.path}: {record} at offset {offset} no longer matches the index (status "
+        f"{status}): the file changed since it was opened; open it again"
+    )
+
+
+def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Row and column chunk sizes for a map.
+
+    Parameters
+    ----------
+    index : GeoPixeIndex
+    chunks : "auto", int, str, dict or None
+        ``"auto"``: bands of whole rows of about ``dask.config["array.chunk-size"]`` (dense
+        bytes). An int: rows per chunk. A byte size (``"64MiB"``): bands of about that size.
+        ``None`` or ``-1``: one chunk. A dict may give ``"y"`` and ``"x"`` (int, tuple, -1 or
+        "auto"); ``detector`` and ``channel`` are always whole.
+
+    Returns
+    -------
+    (y_chunks, x_chunks)
+    """
+    nrows, xres = index.nrows, index.xres
+    pixel_bytes = index.ndet * index.nchan * 2
+    budget = parse_bytes(dask.config.get("array.chunk-size"))
+    y_spec: Any = "auto"
+    x_spec: Any = -1
+    if chunks is None or (isinstance(chunks, int) and chunks == -1):
+        y_spec = -1
+    elif isinstance(chunks, bool):
+        raise ValueError(f"chunks={chunks!r}: expected 'auto', rows per chunk, a size or a dict")
+    elif isinstance(chunks, int):
+        y_spec = chunks
+    elif isinstance(chunks, str):
+        if chunks != "auto":
+            budget = parse_bytes(chunks)
+    elif isinstance(chunks, dict):
+        unknown = set(chunks) - {"y", "x", "detector", "channel"}
+        if unknown:
+            raise ValueError(f"chunks: unknown dimension(s) {sorted(unknown)}")
+        for dim in ("detector", "channel"):
+            if chunks.get(dim, -1) not in (-1, None, "auto"):
+                raise ValueError(f"chunks: '{dim}' is always one chunk when reading")
+        y_spec = chunks.get("y", "auto")
+        x_spec = chunks.get("x", -1 if "y" in chunks else "auto")
+    else:
+        raise ValueError(f"chunks={chunks!r}: expected 'auto', rows per chunk, a size or a dict")
+
+    if x_spec == "auto":
+        # Whole rows unless one row alone is over the budget.
+        x_spec = -1 if xres * pixel_bytes <= budget else max(1, budget // pixel_bytes)
+    x_chunks = _normalize(x_spec, xres, "x")
+    if y_spec == "auto":
+        row_bytes = max(x_chunks) * pixel_bytes
+        y_spec = max(1, budget // row_bytes)
+    y_chunks = _normalize(y_spec, nrows, "y")
+    return y_chunks, x_chunks
+
+
+def _normalize(spec: Any, size: int, dim: str) -> tuple[int, ...]:
+    if spec is None or spec == -1:
+        return (size,)
+    if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
+        if spec < 1:
+            raise ValueError(f"chunks: {dim}={spec} must be positive")
+        step = int(spec)
+        return tuple(min(step, size - i) for i in range(0, size, step))
+    if isinstance(spec, tuple | list):
+        out = tuple(int(c) for c in spec)
+        if sum(out) != size or min(out) < 1:
+            raise ValueError(f"chunks: {dim} chunks {out} do not add up to the {size} {dim} pixels")
+        return out
+    raise ValueError(f"chunks: {dim}={spec!r} is not a chunk size")
+
+
+def _bounds(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    edges = np.cumsum((0,) + sizes)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def spectra_array(index: GeoPixeIndex, y_chunks, x_chunks) -> da.Array:
+    """The dask array of spectra, one ``geopixe-read`` task per block."""
+    token = dask.base.tokenize(
+        index.path, index.file_size, index.mtime_ns, index.header.raw, y_chunks, x_chunks
+    )
+    name = f"geopixe-read-{token}"
+    dsk = {}
+    for i, (ya, yb) in enumerate(_bounds(y_chunks)):
+        for j, (xa, xb) in enumerate(_bounds(x_chunks)):
+            k0, k1, start, stop = index.byte_range(ya, yb, xa, xb)
+            spec = BlockSpec(
+                path=index.path, file_size=index.file_size, mtime_ns=index.mtime_ns,
+                start=start, stop=stop, k0=k0, k1=k1, y0=ya, nrows=yb - ya, x0=xa,
+                ncols=xb - xa, xres=index.xres, ndet=index.ndet, nchan=index.nchan,
+            )  # fmt: skip
+            dsk[(name, i, j, 0, 0)] = (read_block, spec)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    chunks = (y_chunks, x_chunks, (index.ndet,), (index.nchan,))
+    meta = np.empty((0, 0, 0, 0), dtype=np.uint16)
+    return da.Array(graph, name, chunks, meta=meta)
+
+
+def raw_map_coords(index: GeoPixeIndex, nrows: int) -> dict[str, Any]:
+    """Coordinates of the raw map: pixel-centre positions in mm, detector, channel, energy."""
+    header = index.header
+    xres, yres = header.xres, header.yres
+    coords: dict[str, Any] = {}
+    for dim, n, res, size in (("y", nrows, yres, header.height_mm), ("x", xres, xres, header.width_mm)):
+        if size is not None and size > 0:
+            pitch = size / res
+            coords[dim] = (dim, (np.arange(n) + 0.5) * pitch, {"units": "mm", "long_name": f"{dim} position (pixel centre)"})
+        else:
+            coords[dim] = (dim, np.arange(n, dtype=float), {"units": "pixel"})
+    coords["detector"] = ("detector", np.arange(index.ndet))
+    coords["channel"] = ("channel", np.arange(index.nchan))
+    energy = np.arange(index.nchan) * (header.gain_ev / 1000.0)
+    coords["energy"] = ("channel", energy, {"units": "keV", "long_name": "photon energy"})
+    return coords
+
+
+def raw_map_attrs(index: GeoPixeIndex) -> dict[str, Any]:
+    header = index.header
+    attrs: dict[str, Any] = {
+        "source_format": "GeoPIXE",
+        "source_path": os.path.abspath(index.path),
+        "geopixe_header": header.fields,
+    }
+    if header.dwell_ms is not None:
+        attrs["dwell_ms"] = header.dwell_ms
+    tube = header.source
+    if isinstance(tube.get("Elt"), str):
+        attrs["tube_element"] = tube["Elt"]
+    if _number(tube.get("KV")) is not None:
+        attrs["tube_kv"] = float(tube["KV"])
+    return attrs
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: bool = True) -> xr.Dataset:
+    """Open a ``.GeoPIXE`` map lazily.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.GeoPIXE`` file.
+    chunks : "auto", int, str, dict or None, default "auto"
+        Chunking of the spectra along ``y`` and ``x`` (see :func:`plan_chunks`): by default bands of
+        whole rows of about ``dask.config["array.chunk-size"]`` (128 MiB) of dense spectra.
+    cache : bool, default True
+        Reuse and store the record index beside the file (or in the user cache directory).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``spectra`` (y, x, detector, channel) uint16, ``deadtime`` (y, x, detector) float32
+        percent, ``present`` (y, x, detector) bool (False where a scan stopped before the pixel);
+        coordinates ``y``, ``x`` (mm, pixel centres), ``detector``, ``channel``, ``energy`` (keV);
+        the JSON header in ``attrs["geopixe_header"]`` with every ``Detector`` block kept.
+
+    Raises
+    ------
+    FormatError
+        If the header or a record header is broken; see :func:`xrfdask.index_geopixe`.
+
+    Examples
+    --------
+    >>> ds = xd.open_geopixe("map.GeoPIXE")                # doctest: +SKIP
+    >>> ds.spectra.sum(("y", "x")).compute()              # doctest: +SKIP
+    """
+    index = build_index(path, cache=cache)
+    y_chunks, x_chunks = plan_chunks(index, chunks)
+    spectra = spectra_array(index, y_chunks, x_chunks)
+    nrows = index.nrows
+    small_chunks = (y_chunks, x_chunks, (index.ndet,))
+    token = dask.base.tokenize(index.path, index.file_size, index.mtime_ns, small_chunks)
+    deadtime = da.from_array(
+        index.deadtime_map(nrows), chunks=small_chunks, name=f"geopixe-deadtime-{token}"
+    )
+    present = da.from_array(index.present(nrows), chunks=small_chunks, name=f"geopixe-present-{token}")
+    dims3 = ("y", "x", "detector")
+    data_vars = {
+        "spectra": (dims3 + ("channel",), spectra, {"long_name": "counts per channel", "units": "counts"}),
+        "deadtime": (dims3, deadtime, {"long_name": "detector deadtime", "units": "percent"}),
+        "present": (dims3, present, {"long_name": "pixel record present in the file"}),
+    }
+    return xr.Dataset(data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index))
