@@ -109,6 +109,42 @@ class GeoPixeIndex:
         out[: self.n_records] = self.deadtime
         return out.reshape(nrows, self.xres, self.ndet)
 
+    def summary(self) -> dict:
+        """Facts about the map known from the index alone (nothing decoded)."""
+        header = self.header
+        complete_pixels = self.n_records // self.ndet
+        dt = self.deadtime.reshape(-1)
+        det = np.arange(self.n_records) % self.ndet
+        deadtime = {}
+        for d in range(self.ndet):
+            values = dt[det == d]
+            if values.size:
+                deadtime[d] = (float(values.min()), float(values.max()), float(values.mean()))
+        return {
+            "path": self.path,
+            "file_size": self.file_size,
+            "header_length": header.length,
+            "timestamp": header.file_header.get("Timestamp"),
+            "dwell_ms": header.dwell_ms,
+            "xres": header.xres,
+            "yres": header.yres,
+            "rows_present": self.nrows,
+            "width_mm": header.width_mm,
+            "height_mm": header.height_mm,
+            "ndet": self.ndet,
+            "header_dets": header.dets,
+            "detector_blocks": len(header.detectors),
+            "nchan": self.nchan,
+            "gain_ev": header.gain_ev,
+            "tube": {k: header.source.get(k) for k in ("Elt", "KV", "UA (µA)") if k in header.source},
+            "n_records": self.n_records,
+            "n_expected": self.n_expected,
+            "missing_pixels": header.xres * header.yres - complete_pixels,
+            "dropped_offset": self.dropped_offset,
+            "dense_bytes": header.xres * header.yres * self.ndet * self.nchan * 2,
+            "deadtime": deadtime,
+        }
+
     def to_dataset(self) -> xr.Dataset:
         """The per-record table as an :class:`xarray.Dataset` on a ``record`` dimension."""
         k = np.arange(self.n_records, dtype=np.int64)
@@ -187,13 +223,13 @@ def build_index(path: str | os.PathLike, *, cache: bool = True) -> GeoPixeIndex:
     return index
 
 
-def _count_detectors(buf: np.ndarray, header: GeoPixeHeader, path: str) -> int:
+def _count_detectors(f, size: int, header: GeoPixeHeader, path: str) -> int:
     """Detectors per pixel: the records of the first pixel (x = y = 0), checked against 'Dets'."""
     pos = header.data_start
-    size = buf.shape[0]
     starts: list[int] = []
     while pos + 16 <= size and len(starts) <= _MAX_DETECTORS:
-        tag, length, x, y, det = struct.unpack_from("<2sI3H", buf, pos)
+        f.seek(pos)
+        tag, length, x, y, det = struct.unpack("<2sI3H", f.read(12))
         if tag != b"DP" or (x, y) != (0, 0) or det != len(starts) or length < 16:
             break
         starts.append(pos)
@@ -222,16 +258,16 @@ def _count_detectors(buf: np.ndarray, header: GeoPixeHeader, path: str) -> int:
 
 def _walk(path: str, header: GeoPixeHeader, st: os.stat_result) -> GeoPixeIndex:
     with open(path, "rb") as f:
+        ndet = _count_detectors(f, st.st_size, header, path)
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    n_expected = header.xres * header.yres * ndet
+    offsets = np.empty(n_expected, dtype=np.uint64)
+    lengths = np.empty(n_expected, dtype=np.uint32)
+    dt_bits = np.empty(n_expected, dtype=np.uint32)
     try:
         if hasattr(mm, "madvise"):
             mm.madvise(mmap.MADV_SEQUENTIAL)
         buf = np.frombuffer(mm, dtype=np.uint8)
-        ndet = _count_detectors(buf, header, path)
-        n_expected = header.xres * header.yres * ndet
-        offsets = np.empty(n_expected, dtype=np.uint64)
-        lengths = np.empty(n_expected, dtype=np.uint32)
-        dt_bits = np.empty(n_expected, dtype=np.uint32)
         n, status, pos, a, b, c = kernels.index_records(
             buf, header.data_start, header.xres, ndet, header.nchan, offsets, lengths, dt_bits
         )
@@ -286,7 +322,7 @@ def _describe(path, header, ndet, k, status, pos, a, b, c) -> str:
             )
         if (y, x, d) < (ey, ex, det):
             return f"{where} holds {found}, expected {expected}: duplicated or out-of-order record"
-        return f"{where} holds {found}, expected {expected}: a record is missing"
+        return f"{where} holds {found}, expected {expected}: a record is missing or out of order"
     return f"{where}: unexpected index status {status}"
 
 
