@@ -227,10 +227,17 @@ def _count_detectors(f, size: int, header: GeoPixeHeader, path: str) -> int:
     """Detectors per pixel: the records of the first pixel (x = y = 0), checked against 'Dets'."""
     pos = header.data_start
     starts: list[int] = []
-    while pos + 16 <= size and len(starts) <= _MAX_DETECTORS:
+    at_eof = False  # the file ends inside the first pixel: a truncated map, not fewer detectors
+    while len(starts) <= _MAX_DETECTORS:
+        if pos + 16 > size:
+            at_eof = True
+            break
         f.seek(pos)
         tag, length, x, y, det = struct.unpack("<2sI3H", f.read(12))
         if tag != b"DP" or (x, y) != (0, 0) or det != len(starts) or length < 16:
+            break
+        if pos + length > size:
+            at_eof = True
             break
         starts.append(pos)
         pos += length
@@ -245,7 +252,7 @@ def _count_detectors(f, size: int, header: GeoPixeHeader, path: str) -> int:
             f"{path}: record at offset {starts[dets]} holds (x=0, y=0, detector={dets}), outside "
             f"the header's Dets = {dets}"
         )
-    if found < dets and pos < size:  # (a file ending inside the first pixel is just truncated)
+    if found < dets and not at_eof:
         warnings.warn(
             f"{path}: header says Dets = {dets} but each pixel holds {found} detector record(s); "
             f"reading {found}",
@@ -261,16 +268,20 @@ def _walk(path: str, header: GeoPixeHeader, st: os.stat_result) -> GeoPixeIndex:
         ndet = _count_detectors(f, st.st_size, header, path)
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     n_expected = header.xres * header.yres * ndet
-    offsets = np.empty(n_expected, dtype=np.uint64)
-    lengths = np.empty(n_expected, dtype=np.uint32)
-    dt_bits = np.empty(n_expected, dtype=np.uint32)
+    # Records take at least 16 bytes: never allocate more than the file can hold (a corrupt
+    # header may claim billions of pixels).
+    capacity = min(n_expected, (st.st_size - header.data_start) // 16 + 1)
+    offsets = np.empty(capacity, dtype=np.uint64)
+    lengths = np.empty(capacity, dtype=np.uint32)
+    dt_bits = np.empty(capacity, dtype=np.uint32)
     try:
         if hasattr(mm, "madvise"):
             mm.madvise(mmap.MADV_SEQUENTIAL)
         buf = np.frombuffer(mm, dtype=np.uint8)
         n, status, pos, a, b, c = kernels.index_records(
-            buf, header.data_start, header.xres, ndet, header.nchan, offsets, lengths, dt_bits
-        )
+            buf, header.data_start, header.xres, ndet, header.nchan, n_expected,
+            offsets, lengths, dt_bits,
+        )  # fmt: skip
         del buf
     finally:
         mm.close()

@@ -61,7 +61,7 @@ def _u32(buf, i):
 
 
 @_jit
-def index_records(buf, start, xres, ndet, nchan, offsets, lengths, dt_bits):
+def index_records(buf, start, xres, ndet, nchan, n_expected, offsets, lengths, dt_bits):
     """Walk the record headers of a whole file.
 
     Parameters
@@ -72,8 +72,10 @@ def index_records(buf, start, xres, ndet, nchan, offsets, lengths, dt_bits):
         Offset of the first record (2 + H).
     xres, ndet, nchan : int
         Map width, detectors per pixel and channels.
+    n_expected : int
+        Records of a complete map, Xres * Yres * ndet; any further record is surplus.
     offsets, lengths, dt_bits : arrays of uint64, uint32, uint32
-        Filled per record; their length is the expected record count Xres * Yres * ndet.
+        Filled per record; long enough for every record the file can hold.
 
     Returns
     -------
@@ -82,7 +84,6 @@ def index_records(buf, start, xres, ndet, nchan, offsets, lengths, dt_bits):
         stopped; ``a, b, c`` details (x, y, detector for MISPLACED; L for BAD_LENGTH/TRUNCATED).
     """
     size = buf.shape[0]
-    n_expected = offsets.shape[0]
     max_length = 16 + 4 * nchan
     pos = start
     k = 0

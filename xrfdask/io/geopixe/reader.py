@@ -136,13 +136,13 @@ def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int
     pixel_bytes = index.ndet * index.nchan * 2
     budget = parse_bytes(dask.config.get("array.chunk-size"))
     y_spec: Any = "auto"
-    x_spec: Any = -1
+    x_spec: Any = "auto"
     if chunks is None or (isinstance(chunks, int) and chunks == -1):
-        y_spec = -1
+        y_spec, x_spec = -1, -1
     elif isinstance(chunks, bool):
         raise ValueError(f"chunks={chunks!r}: expected 'auto', rows per chunk, a size or a dict")
     elif isinstance(chunks, int):
-        y_spec = chunks
+        y_spec, x_spec = chunks, -1
     elif isinstance(chunks, str):
         if chunks != "auto":
             budget = parse_bytes(chunks)
