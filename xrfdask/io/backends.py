@@ -57,7 +57,8 @@ class GeoPixeSpectraArray(BackendArray):
     def _read(self, key: tuple) -> np.ndarray:
         y_idx, x_idx = (_as_positions(k, n) for k, n in zip(key[:2], self.shape[:2], strict=True))
         if y_idx.size == 0 or x_idx.size == 0:
-            return _outer(np.zeros((0, 0) + self.shape[2:], np.uint16), key, self.shape, 0, 0)
+            empty = np.zeros((y_idx.size, x_idx.size) + self.shape[2:], np.uint16)
+            return _outer(empty, (slice(None), slice(None)) + tuple(key[2:]), empty.shape, 0, 0)
         y0, y1 = int(y_idx.min()), int(y_idx.max()) + 1
         x0, x1 = int(x_idx.min()), int(x_idx.max()) + 1
         index = self._index
@@ -85,7 +86,7 @@ def _outer(block: np.ndarray, key: tuple, shape: tuple, y0: int, x0: int) -> np.
         shift = shifts[axis]
         if isinstance(k, slice):
             if shift:
-                k = np.arange(shape[axis])[k] - shift
+                k = np.arange(shape[axis])[k]  # map positions; shifted below
             else:
                 out = out[(slice(None),) * axis + (k,)]
                 continue
