@@ -1,7 +1,22 @@
-"""xrfdask: X-ray fluorescence hyperspectral maps larger than memory, as dask-backed xarray objects."""
+"""xrfdask: X-ray fluorescence hyperspectral maps larger than memory, as dask-backed xarray objects.
+
+>>> import xrfdask as xd
+>>> ds = xd.open_geopixe("map.GeoPIXE")          # doctest: +SKIP
+
+See :func:`open_geopixe`, :func:`to_geopixe`, :func:`index_geopixe`, :func:`connect` and the
+example map in :mod:`xrfdask.datasets`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from xrfdask.errors import ConfigError, FormatError, TruncatedMapWarning, XrfdaskError, XrfdaskWarning
 from xrfdask.io.geopixe import index_geopixe, open_geopixe
+from xrfdask.io.geopixe.writer import to_geopixe
+from xrfdask.io.npy import to_npy
+from xrfdask.runtime import connect
 
 __version__ = "0.1.0"
 
@@ -12,6 +27,19 @@ __all__ = [
     "XrfdaskError",
     "XrfdaskWarning",
     "__version__",
+    "connect",
+    "datasets",
     "index_geopixe",
     "open_geopixe",
+    "testing",
+    "to_geopixe",
+    "to_npy",
 ]
+
+_LAZY_MODULES = {"datasets", "testing"}  # imported on first use (xraylib, subprocess helpers)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"xrfdask.{name}")
+    raise AttributeError(f"module 'xrfdask' has no attribute {name!r}")

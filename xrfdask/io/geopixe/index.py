@@ -30,6 +30,7 @@ __all__ = ["GeoPixeIndex", "build_index", "index_geopixe", "cache_dir"]
 _CACHE_VERSION = 1
 _CACHE_SUFFIX = ".xrfidx.npz"
 _MAX_DETECTORS = 256
+_INDEX_WINDOW = 64 * 2**20  # bytes mapped at a time by the index walk (records are < 263 kB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,25 +267,18 @@ def _count_detectors(f, size: int, header: GeoPixeHeader, path: str) -> int:
 def _walk(path: str, header: GeoPixeHeader, st: os.stat_result) -> GeoPixeIndex:
     with open(path, "rb") as f:
         ndet = _count_detectors(f, st.st_size, header, path)
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    n_expected = header.xres * header.yres * ndet
-    # Records take at least 16 bytes: never allocate more than the file can hold (a corrupt
-    # header may claim billions of pixels).
-    capacity = min(n_expected, (st.st_size - header.data_start) // 16 + 1)
-    offsets = np.empty(capacity, dtype=np.uint64)
-    lengths = np.empty(capacity, dtype=np.uint32)
-    dt_bits = np.empty(capacity, dtype=np.uint32)
-    try:
-        if hasattr(mm, "madvise"):
-            mm.madvise(mmap.MADV_SEQUENTIAL)
-        buf = np.frombuffer(mm, dtype=np.uint8)
-        n, status, pos, a, b, c = kernels.index_records(
-            buf, header.data_start, header.xres, ndet, header.nchan, n_expected,
-            offsets, lengths, dt_bits,
-        )  # fmt: skip
-        del buf
-    finally:
-        mm.close()
+        n_expected = header.xres * header.yres * ndet
+        # Records take at least 16 bytes: never allocate more than the file can hold (a corrupt
+        # header may claim billions of pixels).
+        capacity = min(n_expected, (st.st_size - header.data_start) // 16 + 1)
+        offsets = np.empty(capacity, dtype=np.uint64)
+        lengths = np.empty(capacity, dtype=np.uint32)
+        dt_bits = np.empty(capacity, dtype=np.uint32)
+        n, pos, status = 0, header.data_start, kernels.NEED_MORE
+        while status == kernels.NEED_MORE:
+            n, status, pos, a, b, c = _walk_window(
+                f, pos, st.st_size, n, header, ndet, n_expected, offsets, lengths, dt_bits
+            )
     dropped = None
     if status == kernels.TRUNCATED:
         dropped = int(pos)
@@ -303,6 +297,29 @@ def _walk(path: str, header: GeoPixeHeader, st: os.stat_result) -> GeoPixeIndex:
         mtime_ns=st.st_mtime_ns,
         dropped_offset=dropped,
     )
+
+
+def _walk_window(f, pos, size, k, header, ndet, n_expected, offsets, lengths, dt_bits):
+    """Index the records of one memory-mapped window starting near ``pos``.
+
+    Windows keep the resident memory bounded: mapping the whole file would make every page of it
+    count towards the process's memory while the walk runs.
+    """
+    base = pos - pos % mmap.ALLOCATIONGRANULARITY
+    length = min(_INDEX_WINDOW, size - base)
+    mm = mmap.mmap(f.fileno(), length, offset=base, access=mmap.ACCESS_READ)
+    try:
+        if hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        buf = np.frombuffer(mm, dtype=np.uint8)
+        result = kernels.index_records(
+            buf, base, pos, size, k, header.xres, ndet, header.nchan, n_expected,
+            offsets, lengths, dt_bits,
+        )  # fmt: skip
+        del buf
+    finally:
+        mm.close()
+    return result
 
 
 def _describe(path, header, ndet, k, status, pos, a, b, c) -> str:

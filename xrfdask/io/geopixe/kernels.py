@@ -28,6 +28,7 @@ __all__ = [
     "BAD_CHANNEL",
     "UNSORTED_CHANNEL",
     "BAD_COUNT",
+    "NEED_MORE",
     "index_records",
     "decode_records",
     "encoded_lengths",
@@ -44,6 +45,7 @@ SURPLUS = 5  # more records than Xres * Yres * ndet
 BAD_CHANNEL = 6  # channel index >= Chan
 UNSORTED_CHANNEL = 7  # channels not strictly ascending within a record
 BAD_COUNT = 8  # (writer) a count is negative, above 65535 or not an integer
+NEED_MORE = 9  # (index) the window ends before the file: continue with the next window
 
 _TAG_WORD = 0x5044  # b"DP" read as a little-endian uint16
 
@@ -61,15 +63,21 @@ def _u32(buf, i):
 
 
 @_jit
-def index_records(buf, start, xres, ndet, nchan, n_expected, offsets, lengths, dt_bits):
-    """Walk the record headers of a whole file.
+def index_records(buf, base, pos, size, k, xres, ndet, nchan, n_expected, offsets, lengths, dt_bits):
+    """Walk record headers through one window of a file, resumably.
 
     Parameters
     ----------
     buf : uint8 array
-        The whole file (memory-mapped).
-    start : int
-        Offset of the first record (2 + H).
+        File bytes [base, base + len(buf)) (a memory-mapped window).
+    base : int
+        File offset of ``buf[0]``.
+    pos : int
+        File offset of the next record to read.
+    size : int
+        File size (to tell the end of the file from the end of the window).
+    k : int
+        Number of that record.
     xres, ndet, nchan : int
         Map width, detectors per pixel and channels.
     n_expected : int
@@ -79,25 +87,28 @@ def index_records(buf, start, xres, ndet, nchan, n_expected, offsets, lengths, d
 
     Returns
     -------
-    (n, status, pos, a, b, c)
-        ``n`` complete records indexed; ``status`` as above; ``pos`` the offset where the walk
-        stopped; ``a, b, c`` details (x, y, detector for MISPLACED; L for BAD_LENGTH/TRUNCATED).
+    (k, status, pos, a, b, c)
+        ``k`` records indexed so far; ``status`` OK at the end of the file, NEED_MORE when the
+        window ends first (call again with a window starting at ``pos``), or an error; ``pos`` the
+        offset where the walk stopped; ``a, b, c`` details (x, y, detector for MISPLACED; L for
+        BAD_LENGTH/TRUNCATED).
     """
-    size = buf.shape[0]
+    window_end = base + buf.shape[0]
     max_length = 16 + 4 * nchan
-    pos = start
-    k = 0
     while pos < size:
         if k == n_expected:
             return k, SURPLUS, pos, 0, 0, 0
-        if size - pos < 16:
+        if pos + 16 > window_end:
+            if window_end < size:
+                return k, NEED_MORE, pos, 0, 0, 0
             return k, TRUNCATED, pos, size - pos, 0, 0
-        if buf[pos] != 68 or buf[pos + 1] != 80:
-            return k, BAD_TAG, pos, _u16(buf, pos), 0, 0
-        length = _u32(buf, pos + 2)
-        x = _u16(buf, pos + 6)
-        y = _u16(buf, pos + 8)
-        d = _u16(buf, pos + 10)
+        i = pos - base
+        if buf[i] != 68 or buf[i + 1] != 80:
+            return k, BAD_TAG, pos, _u16(buf, i), 0, 0
+        length = _u32(buf, i + 2)
+        x = _u16(buf, i + 6)
+        y = _u16(buf, i + 8)
+        d = _u16(buf, i + 10)
         if length < 16 or (length - 16) % 4 != 0 or length > max_length:
             return k, BAD_LENGTH, pos, length, 0, 0
         pixel = k // ndet
@@ -107,7 +118,7 @@ def index_records(buf, start, xres, ndet, nchan, n_expected, offsets, lengths, d
             return k, TRUNCATED, pos, length, 0, 0
         offsets[k] = pos
         lengths[k] = length
-        dt_bits[k] = _u32(buf, pos + 12)
+        dt_bits[k] = _u32(buf, i + 12)
         pos += length
         k += 1
     return k, OK, pos, 0, 0, 0

@@ -8,6 +8,7 @@ detector fields.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,9 @@ class BlockSpec:
 def read_block(spec: BlockSpec) -> np.ndarray:
     """Read and decode one block of a ``.GeoPIXE`` map.
 
+    The byte range is memory-mapped (no copy: the kernel reads the page cache directly) and
+    decoded by :func:`~xrfdask.io.geopixe.kernels.decode_records`.
+
     Returns
     -------
     numpy.ndarray
@@ -63,22 +67,28 @@ def read_block(spec: BlockSpec) -> np.ndarray:
     if spec.k1 <= spec.k0:
         return out
     _check_unchanged(spec)
-    nbytes = spec.stop - spec.start
-    buf = np.empty(nbytes + (nbytes & 1), dtype=np.uint8)
-    with open(spec.path, "rb", buffering=0) as f:
-        f.seek(spec.start)
-        got = f.readinto(memoryview(buf)[:nbytes])
-    if got != nbytes:
-        raise FormatError(
-            f"{spec.path}: expected {nbytes} bytes at offset {spec.start}, read {got}: the file "
-            "changed since it was opened; open it again"
-        )
-    status, k, word = kernels.decode_records(
-        buf.view(np.uint16), spec.k0, spec.k1, spec.xres, spec.ndet, spec.nchan,
-        spec.y0, spec.x0, out,
-    )  # fmt: skip
-    if status != kernels.OK:
-        raise FormatError(_describe_decode(spec, status, k, word, buf))
+    base = spec.start - spec.start % mmap.ALLOCATIONGRANULARITY
+    with open(spec.path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), spec.stop - base, offset=base, access=mmap.ACCESS_READ)
+    message = None
+    try:
+        if hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+        data = np.frombuffer(mm, dtype=np.uint8, count=spec.stop - spec.start, offset=spec.start - base)
+        status, k, word = kernels.decode_records(
+            data.view(np.uint16), spec.k0, spec.k1, spec.xres, spec.ndet, spec.nchan,
+            spec.y0, spec.x0, out,
+        )  # fmt: skip
+        if status != kernels.OK:
+            message = _describe_decode(spec, status, k, word, data)
+        del data
+    finally:
+        try:
+            mm.close()
+        except BufferError:  # a view is still referenced (by a traceback): unmapped when freed
+            pass
+    if message is not None:
+        raise FormatError(message)
     return out
 
 
