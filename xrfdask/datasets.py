@@ -543,7 +543,7 @@ def _physics(n_detectors: int) -> _Physics:
     # Level per element; one shape for every pixel (the light matrix's: the DCS shape hardly
     # changes with composition, and one shape keeps the spectrum linear in the components).
     continuum_dcs = _CONTINUUM_RATIO * np.trapezoid(dcs_fine * seen, e_fine, axis=1)
-    density = seen * (np.array(list(_MATRIX.values())) @ dcs_fine[len(ELEMENTS) :])
+    density = seen * (np.array(list(_MATRIX.values())) @ dcs_fine[len(ELEMENTS) :])  # eager-ok: dict
     density /= np.trapezoid(density, e_fine)
     e_ch = np.arange(_NCHAN) * _KEV_PER_CHANNEL
     continuum = np.interp(e_ch, e_fine, density, left=0.0, right=0.0) * _KEV_PER_CHANNEL
@@ -576,7 +576,7 @@ def _physics(n_detectors: int) -> _Physics:
         noise=noise,
         solid_angle_factor=solid,
     )
-    for a in vars(physics).values():
+    for a in vars(physics).values():  # eager-ok: dict
         a.flags.writeable = False  # cached and shared
     return physics
 
@@ -685,7 +685,7 @@ def _model_cached(shape: tuple[int, int], n_detectors: int, dwell_ms: float) -> 
     # Scattering mass (g per g of section): detected elements, light remainder, glass slide.
     mass = conc * 1e-6
     light = np.clip(1.0 - mass.sum(axis=1), 0.0, None) + _SUBSTRATE_SCATTER
-    weights = np.column_stack([mass, light[:, None] * np.array(list(_MATRIX.values()))])
+    weights = np.column_stack([mass, light[:, None] * np.array(list(_MATRIX.values()))])  # eager-ok: dict
 
     dwell_s = dwell_ms / 1000.0
     omega = _AREA_MM2 / _DISTANCE_MM**2 * phys.solid_angle_factor  # sr, (det,)

@@ -38,7 +38,7 @@ def parallelism() -> int:
     client = current_client()
     if client is not None:
         try:
-            return max(1, sum(client.nthreads().values()))
+            return max(1, sum(client.nthreads().values()))  # eager-ok: dict of workers
         except Exception:  # noqa: BLE001 - scheduler unreachable: fall back
             return 1
     workers = dask.config.get("num_workers", None)

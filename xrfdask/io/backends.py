@@ -9,7 +9,6 @@ that say what they do (``geopixe-read-…``); prefer it for large maps.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import numpy as np
@@ -33,21 +32,14 @@ class GeoPixeSpectraArray(BackendArray):
     """Lazily indexed (y, x, detector, channel) spectra of a ``.GeoPIXE`` file.
 
     An index reads the smallest byte range holding the requested rows and columns (records are in
-    raster order) and decodes it; picklable, holding no open file.
+    raster order) and decodes it. Thread-safe and picklable: it holds no open file, each read
+    maps its own byte range.
     """
 
     def __init__(self, index: GeoPixeIndex):
         self._index = index
         self.shape = (index.nrows, index.xres, index.ndet, index.nchan)
         self.dtype = np.dtype(np.uint16)
-        self._lock = threading.Lock()
-
-    def __getstate__(self):
-        return {"_index": self._index, "shape": self.shape, "dtype": self.dtype}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
+from xrfdask.io.atomic import atomic_output
 from xrfdask.runtime import iter_computed
 
 __all__ = ["to_npy"]
@@ -34,28 +34,17 @@ def to_npy(array: xr.DataArray | da.Array, path: str | os.PathLike, *, overwrite
         The path written.
     """
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
     data = array.data if isinstance(array, xr.DataArray) else array
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data))
     # One task per band along the first axis, all other axes whole: each band is contiguous.
     data = data.rechunk({i: -1 for i in range(1, data.ndim)})
     header = {"descr": np.lib.format.dtype_to_descr(data.dtype), "fortran_order": False, "shape": data.shape}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.lib.format.write_array_header_2_0(f, header)
-            expected = f.tell() + data.nbytes
-            for block in iter_computed(list(data.to_delayed().ravel())):
-                f.write(np.ascontiguousarray(block, dtype=data.dtype).data)
-            if f.tell() != expected:
-                raise RuntimeError(f"{path}: wrote {f.tell()} bytes, expected {expected}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_2_0(f, header)
+        expected = f.tell() + data.nbytes
+        for block in iter_computed(list(data.to_delayed().ravel())):
+            f.write(np.ascontiguousarray(block, dtype=data.dtype).data)
+        if f.tell() != expected:
+            raise RuntimeError(f"{path}: wrote {f.tell()} bytes, expected {expected}")
     return path

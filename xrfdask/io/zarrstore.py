@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from typing import Any
 
 import xarray as xr
+
+from xrfdask.io.atomic import atomic_output
 
 __all__ = ["to_zarr", "zarr_safe_attrs"]
 
@@ -45,25 +45,14 @@ def to_zarr(ds: xr.Dataset, store: str | os.PathLike, *, overwrite: bool = False
         The store path.
     """
     store = os.fspath(store)
-    if os.path.exists(store) and not overwrite:
-        raise FileExistsError(f"{store}: exists; pass overwrite=True to replace it")
-    parent = os.path.dirname(os.path.abspath(store))
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-", suffix=os.path.basename(store))
     out = ds.copy()
     out.attrs = zarr_safe_attrs(ds.attrs)
     for name in out.variables:
         out[name].encoding = {}
         out[name].attrs = zarr_safe_attrs(out[name].attrs)
-    try:
-        with warnings.catch_warnings():
-            # Consolidated metadata is how xarray opens stores fast; zarr 3 warns it is not in
-            # the v3 spec yet, but zarr and xarray read it.
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            out.to_zarr(tmp, mode="w", consolidated=True)
-        if os.path.exists(store):
-            shutil.rmtree(store)
-        os.replace(tmp, store)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_output(store, overwrite=overwrite, directory=True) as tmp, warnings.catch_warnings():
+        # Consolidated metadata is how xarray opens stores fast; zarr 3 warns it is not in the v3
+        # spec yet, but zarr and xarray read it.
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        out.to_zarr(tmp, mode="w", consolidated=True)
     return store

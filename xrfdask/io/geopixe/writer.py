@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import warnings
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from xrfdask.errors import FormatError, XrfdaskWarning
+from xrfdask.io.atomic import atomic_output
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.header import dump_header
 from xrfdask.runtime import iter_computed
@@ -71,20 +71,11 @@ def to_geopixe(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fal
     deadtime = _deadtime(ds, spectra)
 
     bands = _encode_tasks(spectra, deadtime, emit, channel_numbers)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(len(header).to_bytes(2, "little"))
-            f.write(header)
-            for payload in iter_computed(bands):
-                f.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        f.write(len(header).to_bytes(2, "little"))
+        f.write(header)
+        for payload in iter_computed(bands):
+            f.write(payload)
     return path
 
 

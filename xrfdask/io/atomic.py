@@ -1,0 +1,59 @@
+"""Write outputs under a temporary name and rename them into place only when complete.
+
+A reader never sees a half-written file, and a failure leaves the previous file (if any) as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+__all__ = ["atomic_output"]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, directory: bool = False) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; when the block succeeds it replaces ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final output (a file, or a directory such as a zarr store with ``directory=True``).
+    overwrite : bool, default False
+        Allow replacing an existing ``path``; otherwise :class:`FileExistsError` is raised before
+        anything is written.
+    directory : bool, default False
+        Create a temporary directory instead of a file.
+
+    Yields
+    ------
+    str
+        The temporary path to write (it already exists, empty).
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    if directory:
+        tmp = tempfile.mkdtemp(dir=folder, prefix=".tmp-", suffix=name)
+    else:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=name)
+        os.close(fd)
+    try:
+        yield tmp
+        if directory:
+            if os.path.exists(path):
+                shutil.rmtree(path)
+        else:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if directory:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
