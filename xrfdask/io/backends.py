@@ -24,6 +24,7 @@ from xrfdask.io.geopixe.reader import (
     raw_map_coords,
     read_block,
 )
+from xrfdask.model import PIXEL_DIMS, RAW_DIMS, with_attrs
 
 __all__ = ["GeoPixeBackendEntrypoint", "GeoPixeSpectraArray"]
 
@@ -114,24 +115,21 @@ class GeoPixeBackendEntrypoint(BackendEntrypoint):
         y_chunks, _ = plan_chunks(index, "auto")
         preferred = {"y": y_chunks[0], "x": index.xres, "detector": index.ndet, "channel": index.nchan}
         spectra = xr.Variable(
-            ("y", "x", "detector", "channel"),
+            RAW_DIMS,
             indexing.LazilyIndexedArray(GeoPixeSpectraArray(index)),
-            attrs={"long_name": "counts per channel", "units": "counts"},
+            attrs=with_attrs("spectra"),
             encoding={"preferred_chunks": preferred},
         )
-        dims3 = ("y", "x", "detector")
-        small = {k: preferred[k] for k in dims3}
+        small = {k: preferred[k] for k in PIXEL_DIMS}
         data_vars = {
             "spectra": spectra,
             "deadtime": xr.Variable(
-                dims3, index.deadtime_map(nrows), {"long_name": "detector deadtime", "units": "percent"},
-                encoding={"preferred_chunks": small},
+                PIXEL_DIMS, index.deadtime_map(nrows), with_attrs("deadtime"), encoding={"preferred_chunks": small}
             ),
             "present": xr.Variable(
-                dims3, index.present(nrows), {"long_name": "pixel record present in the file"},
-                encoding={"preferred_chunks": small},
+                PIXEL_DIMS, index.present(nrows), with_attrs("present"), encoding={"preferred_chunks": small}
             ),
-        }  # fmt: skip
+        }
         if drop_variables:
             drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
             data_vars = {k: v for k, v in data_vars.items() if k not in drop}

@@ -23,6 +23,7 @@ from dask.utils import parse_bytes
 from xrfdask.errors import FormatError
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.index import GeoPixeIndex, build_index
+from xrfdask.model import PIXEL_DIMS, RAW_DIMS, with_attrs
 
 __all__ = ["open_geopixe", "read_block", "BlockSpec", "plan_chunks", "Chunks"]
 
@@ -305,10 +306,9 @@ def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: boo
         index.deadtime_map(nrows), chunks=small_chunks, name=f"geopixe-deadtime-{token}"
     )
     present = da.from_array(index.present(nrows), chunks=small_chunks, name=f"geopixe-present-{token}")
-    dims3 = ("y", "x", "detector")
     data_vars = {
-        "spectra": (dims3 + ("channel",), spectra, {"long_name": "counts per channel", "units": "counts"}),
-        "deadtime": (dims3, deadtime, {"long_name": "detector deadtime", "units": "percent"}),
-        "present": (dims3, present, {"long_name": "pixel record present in the file"}),
+        "spectra": (RAW_DIMS, spectra, with_attrs("spectra")),
+        "deadtime": (PIXEL_DIMS, deadtime, with_attrs("deadtime")),
+        "present": (PIXEL_DIMS, present, with_attrs("present")),
     }
     return xr.Dataset(data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index))

@@ -1,0 +1,119 @@
+"""xrf_proc's uniform layout (``raw/``, ``fit/``, ``norm/``, ``quant/``, ...) in HDF5 and zarr.
+
+Maps are read lazily (spectra stay on disk until computed) and written by streaming: HDF5 by one
+writer process fed by the workers, zarr in parallel by the workers themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import xarray as xr
+
+from xrfdask.io.h5layout.h5write import write_h5
+from xrfdask.io.h5layout.schema import RESULT_GROUPS
+from xrfdask.io.h5layout.stores import FileLockedError, H5Reader, ZarrReader
+from xrfdask.io.h5layout.tree import group_of, raw_layout, read_raw, read_result, result_layout
+from xrfdask.io.h5layout.zarrwrite import write_zarr
+
+__all__ = ["open_h5", "to_h5", "open_zarr", "to_zarr", "FileLockedError", "GROUPS"]
+
+#: Groups of the layout that xrfdask reads and writes.
+GROUPS = ("raw", *RESULT_GROUPS)
+
+
+def _open(reader, group: str, chunks: Any) -> xr.Dataset:
+    with reader:
+        if group.strip("/") == "raw":
+            return read_raw(reader, chunks=chunks)
+        return read_result(reader, group.strip("/"), chunks=chunks)
+
+
+def open_h5(path: str | os.PathLike, group: str = "raw", *, chunks: Any = "auto") -> xr.Dataset:
+    """Open a group of a uniform-layout HDF5 file as a Dataset.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.h5`` file (xrf_proc's converters' output, or :func:`to_h5`'s).
+    group : str, default "raw"
+        ``"raw"``: the raw map (``spectra`` (y, x, detector, channel) as stored, ``icr``,
+        ``ocr``, ``sumspec``, ``maxspec`` per detector, ``I0``, ``I1``, ``acquisition_time``,
+        ``mot1``, ``mot2`` where present). ``"fit"``, ``"norm"``, ``"quant"``, ``"rel_dif"``,
+        ``"kmeans"``, ``"PCA"``, ``"tomo"``, ``"detlim/<cnc>"``, ``"elyield/<cnc>"``: stored results
+        (``peak_area`` (y, x, detector, line), ``sum_area``, ...; line names decoded).
+    chunks : "auto" or a byte size, default "auto"
+        Band size of the lazy arrays (whole rows, multiples of the file's own chunks).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy: large arrays are dask arrays whose tasks (``h5-read-…``) open the file by path.
+
+    Raises
+    ------
+    FormatError
+        A missing or misshapen dataset, or detectors that do not match; the message names the
+        file and the dataset path.
+    FileLockedError
+        The file is open for writing in another program.
+    """
+    return _open(H5Reader(path), group, chunks)
+
+
+def open_zarr(store: str | os.PathLike, group: str = "raw", *, chunks: Any = "auto") -> xr.Dataset:
+    """Open a group of a uniform-layout zarr store (see :func:`open_h5`)."""
+    return _open(ZarrReader(store), group, chunks)
+
+
+def _layout(obj: xr.Dataset | xr.DataArray, group: str | None):
+    ds = obj.to_dataset() if isinstance(obj, xr.DataArray) else obj
+    group = (group or group_of(ds)).strip("/")
+    if group == "raw":
+        if "spectra" not in ds:
+            raise ValueError("group='raw' needs a raw map (a 'spectra' variable)")
+        return raw_layout(ds)
+    if "spectra" in ds and "raw" not in group:
+        raise ValueError(f"a raw map goes to group 'raw', not {group!r}")
+    return result_layout(ds, group)
+
+
+def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
+    """Write a raw map or a result Dataset into a uniform-layout HDF5 file.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset
+        A raw map (from any source: ``.GeoPIXE``, converters, :func:`open_h5`) or a result
+        (``peak_area`` for ``fit``, ``normalised`` for ``norm``...).
+    path : str or path-like
+    group : str, optional
+        Layout group; by default inferred from the variables.
+    overwrite : bool, default False
+        A raw map replaces an existing file only with ``overwrite=True``. A result group is added
+        to an existing file; replacing an existing group needs ``overwrite=True``. ``raw/`` of an
+        existing file is never modified by a result.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Notes
+    -----
+    Axis orders, names and compression follow xrf_proc (spectra rows x columns x channels, images
+    lines x rows x columns, names as utf-8 bytes, gzip level 4). Spectra are streamed from the
+    graph to this process band by band, compressed by the workers; ``sumspec``/``maxspec`` are
+    reduced in the same pass. New files appear only when complete (temporary name, then rename).
+    """
+    return write_h5(_layout(obj, group), os.fspath(path), overwrite=overwrite)
+
+
+def to_zarr(obj: xr.Dataset, store: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
+    """Write a raw map or a result Dataset as the same layout in a zarr store (see :func:`to_h5`).
+
+    Workers write the chunks in parallel; ``xr.open_zarr(store, group="raw/channel00")`` reads any
+    group directly and :func:`open_zarr` returns the same Datasets as :func:`open_h5`.
+    """
+    return write_zarr(_layout(obj, group), os.fspath(store), overwrite=overwrite)

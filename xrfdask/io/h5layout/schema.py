@@ -1,0 +1,189 @@
+"""The uniform ("XProc") layout, field by field: where each Dataset variable lives in the file.
+
+Spec ``xrf_proc.md`` section 1. Spectra are stored rows x columns x channels, image stacks as
+lines x rows x columns, one ``channelXX`` group per detector; in memory xrfdask uses
+``(y, x, detector, channel)`` and ``(y, x, detector, line)``. This module only describes the
+mapping; :mod:`~xrfdask.io.h5layout.tree` applies it in both directions, for HDF5 and zarr alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Field", "GroupSchema", "RAW", "RESULT_GROUPS", "result_schema", "channel_name"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One dataset of a channel group.
+
+    path : dataset path relative to ``<group>/channelXX``.
+    var : name in the Dataset (a data variable, or the coordinate given by ``kind="names"``).
+    dims : dimensions as stored in the file, without ``detector``.
+    kind : "array" (numeric), "names" (list of utf-8 strings, a coordinate), "text" (scalar
+        string), "scalar" (number).
+    compress : gzip level 4 in HDF5 (the spec's exceptions: scalars, names and strings).
+    names_fixed : write names as fixed-length ``S<n>`` bytes (``norm`` does) instead of vlen.
+    """
+
+    path: str
+    var: str
+    dims: tuple[str, ...]
+    kind: str = "array"
+    compress: bool = True
+    names_fixed: bool = False
+
+
+@dataclass(frozen=True)
+class GroupSchema:
+    """A result group: its per-channel fields, group-level scalars and the variable naming it."""
+
+    name: str
+    fields: tuple[Field, ...]
+    key_var: str  # a variable whose presence identifies a Dataset of this group
+    group_scalars: tuple[tuple[str, str], ...] = ()  # (dataset path in the group, attrs key)
+    subgrouped: bool = False  # detlim/elyield: one subgroup per reference (cnc) file
+
+
+def _ims(var: str, *extra: Field, names_fixed: bool = False) -> tuple[Field, ...]:
+    return (
+        Field("names", "line", ("line",), "names", compress=False, names_fixed=names_fixed),
+        Field("ims", var, ("line", "y", "x")),
+        Field("ims_stddev", f"{var}_error", ("line", "y", "x")),
+        *extra,
+    )
+
+
+RESULT_GROUPS: dict[str, GroupSchema] = {
+    "fit": GroupSchema(
+        "fit",
+        _ims(
+            "peak_area",
+            Field("cfg", "config", (), "text", compress=False),
+            Field("sum/int", "sum_area", ("line",)),
+            Field("sum/bkg", "sum_background", ("line",)),
+        ),
+        key_var="peak_area",
+    ),
+    "norm": GroupSchema(
+        "norm",
+        _ims(
+            "normalised",
+            Field("sum/int", "sum_area", ("line",)),
+            Field("sum/bkg", "sum_background", ("line",)),
+            Field("sum/int_stddev", "sum_area_error", ("line",)),
+            Field("sum/bkg_stddev", "sum_background_error", ("line",)),
+            names_fixed=True,
+        ),
+        key_var="normalised",
+        group_scalars=(("I0", "I0"),),
+    ),
+    "quant": GroupSchema(
+        "quant",
+        _ims(
+            "concentration",
+            Field("sum/int", "sum_concentration", ("line",)),
+            Field("sum/int_stddev", "sum_concentration_error", ("line",)),
+            Field("refs", "references", (), "text", compress=False),
+            Field("ratio_exp", "ratio_exp", ("y", "x")),
+            Field("ratio_th", "ratio_th", ("absorber",)),
+            Field("rhot", "rhot", ("y", "x")),
+        ),
+        key_var="concentration",
+    ),
+    "rel_dif": GroupSchema(
+        "rel_dif",
+        _ims(
+            "relative_difference",
+            Field("sum/int", "sum_relative_difference", ("line",)),
+            Field("sum/int_stddev", "sum_relative_difference_error", ("line",)),
+            Field("cnc", "cnc", (), "text", compress=False),
+        ),
+        key_var="relative_difference",
+    ),
+    "kmeans": GroupSchema(
+        "kmeans",
+        (
+            Field("nclusters", "n_clusters", (), "scalar", compress=False),
+            Field("data_dir_clustered", "clustered_data", (), "text", compress=False),
+            Field("el_id", "variable", ("variable",), "names", compress=False),
+            Field("ims", "labels", ("y", "x")),
+            # sumspec_<i> (channel) with attr NPixels -> class_spectra (class, channel) and
+            # class_size (class): handled in tree.py.
+        ),
+        key_var="labels",
+    ),
+    "PCA": GroupSchema(
+        "PCA",
+        (
+            Field("el_id", "variable", ("variable",), "names", compress=False),
+            Field("nclusters", "n_components", (), "scalar", compress=False),
+            Field("names", "component", ("component",), "names", compress=False),
+            Field("ims", "scores", ("component", "y", "x")),
+            Field("RVE", "explained_variance_ratio", ("component",), compress=False),
+            Field("loadings", "loadings", ("variable", "component")),
+        ),
+        key_var="scores",
+    ),
+    "detlim": GroupSchema(
+        "detlim",
+        (
+            Field("names", "line", ("line",), "names", compress=False),
+            Field("1s/data", "detection_limit_1s", ("line",)),
+            Field("1s/stddev", "detection_limit_1s_error", ("line",)),
+            Field("1000s/data", "detection_limit_1000s", ("line",)),
+            Field("1000s/stddev", "detection_limit_1000s_error", ("line",)),
+        ),
+        key_var="detection_limit_1s",
+        group_scalars=(("unit", "unit"),),
+        subgrouped=True,
+    ),
+    "elyield": GroupSchema(
+        "elyield",
+        (
+            Field("names", "line", ("line",), "names", compress=False),
+            Field("yield", "elemental_yield", ("line",)),
+            Field("stddev", "elemental_yield_error", ("line",)),
+        ),
+        key_var="elemental_yield",
+        subgrouped=True,
+    ),
+    "tomo": GroupSchema(
+        "tomo",
+        (
+            Field("names", "line", ("line",), "names", compress=False),
+            Field("rotation_center", "rotation_center", (), "scalar", compress=False),
+            Field("ims", "tomogram", ("line", "ty", "tx")),
+            Field("ims_stddev", "tomogram_error", ("line", "ty", "tx")),
+        ),
+        key_var="tomogram",
+    ),
+}
+
+#: Raw group (spec 1.1): root ``cmd``, ``mot1``, ``mot2``; ``raw/I0``, ``raw/I1``,
+#: ``raw/acquisition_time``; ``raw/channelXX/{spectra, icr, ocr, sumspec, maxspec}``. xrfdask
+#: adds ``deadtime`` and ``present`` per channel when the source has them (others ignore them).
+RAW_PER_PIXEL = ("I0", "I1", "acquisition_time")
+RAW_MOTORS = ("mot1", "mot2")
+RAW_CHANNEL_PIXEL = ("icr", "ocr", "deadtime", "present")
+RAW_CHANNEL_SPECTRUM = ("sumspec", "maxspec")
+RAW = "raw"
+
+
+def result_schema(group: str) -> GroupSchema:
+    """The schema of a result group (``"fit"``, ``"norm"``, ``"detlim/nist613.cnc"``...)."""
+    base = group.split("/")[0]
+    try:
+        return RESULT_GROUPS[base]
+    except KeyError:
+        known = ", ".join(["raw", *RESULT_GROUPS])
+        raise ValueError(f"unknown group {group!r}; the layout has {known}") from None
+
+
+def channel_name(label) -> str:
+    """HDF5 group name of a detector label: 0 -> "channel00"; "channel01" stays."""
+    if isinstance(label, bytes):
+        label = label.decode()
+    if isinstance(label, str):
+        return label if label.startswith("channel") else f"channel{label}"
+    return f"channel{int(label):02d}"

@@ -1,0 +1,261 @@
+"""Storage back ends of the layout: the same tree in an HDF5 file or a zarr store.
+
+Readers give :mod:`~xrfdask.io.h5layout.tree` a uniform view (keys, attributes, small arrays read
+now, large arrays as lazy dask arrays). HDF5 reads happen in dask tasks (``h5-read-…``) that
+open the file by path, read one hyperslab and close it, so nothing unpicklable enters the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import h5py
+import numpy as np
+import zarr
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import parse_bytes
+
+from xrfdask.errors import FormatError, XrfdaskError
+
+__all__ = ["FileLockedError", "H5Reader", "ZarrReader", "open_h5_file", "decode_text", "band_chunks"]
+
+
+class FileLockedError(XrfdaskError, OSError):
+    """An HDF5 file is open for writing by another program."""
+
+
+@contextlib.contextmanager
+def open_h5_file(path: str, mode: str = "r") -> Iterator[h5py.File]:
+    """``h5py.File`` with one-line errors for missing, locked or damaged files."""
+    try:
+        f = h5py.File(path, mode)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise FileLockedError(
+                f"{path}: the file is open for writing by another program (HDF5 file lock); "
+                "close it there and try again"
+            ) from None
+        if "signature" in text.lower() or "truncated" in text.lower() or "superblock" in text.lower():
+            raise FormatError(f"{path}: not a readable HDF5 file ({text.splitlines()[0]})") from None
+        raise
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def decode_text(value: Any) -> Any:
+    """HDF5/zarr strings come back as bytes, numpy bytes or str: make them str."""
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO":
+            return [decode_text(v) for v in value.reshape(-1)] if value.ndim else decode_text(value[()])
+        if value.dtype.kind == "U":
+            return value.tolist() if value.ndim else str(value[()])
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def band_chunks(
+    shape: tuple[int, ...],
+    itemsize: int,
+    band_axis: int,
+    stored: tuple[int, ...] | None,
+    budget: int | str | None = None,
+    rows: int | None = None,
+) -> tuple[tuple[int, ...], ...]:
+    """Dask chunks for an array read in bands along ``band_axis`` (the map's rows).
+
+    Bands are multiples of the stored chunking along that axis and about ``budget`` bytes
+    (dask's ``array.chunk-size`` by default); other axes stay whole unless one row alone is over
+    the budget, in which case the next axis is split along its stored chunks. ``rows`` forces
+    the band height.
+    """
+    budget = parse_bytes(budget or dask.config.get("array.chunk-size"))
+    stored = stored or shape
+    row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != band_axis], dtype=np.int64))
+    chunks = [(n,) for n in shape]
+    split_axis = band_axis + 1 if band_axis + 1 < len(shape) else None
+    if rows is None:
+        if row_bytes > budget and split_axis is not None:
+            rows = 1
+            per_col = max(1, row_bytes // max(1, shape[split_axis]))
+            cols = max(1, budget // per_col)
+            step = max(1, stored[split_axis])
+            cols = max(step, cols - cols % step)
+            chunks[split_axis] = _split(shape[split_axis], cols)
+        else:
+            rows = max(1, budget // max(1, row_bytes))
+            step = max(1, stored[band_axis])
+            rows = max(step, rows - rows % step)
+    chunks[band_axis] = _split(shape[band_axis], rows)
+    return tuple(chunks)
+
+
+def _split(n: int, step: int) -> tuple[int, ...]:
+    if n == 0:
+        return (0,)
+    return tuple(min(step, n - i) for i in range(0, n, step))
+
+
+@dataclass(frozen=True)
+class H5Block:
+    """One hyperslab read by a task: small and picklable."""
+
+    path: str
+    dataset: str
+    selection: tuple[slice, ...]
+
+
+def read_h5_block(block: H5Block) -> np.ndarray:
+    """Open the file, read one hyperslab, close."""
+    with open_h5_file(block.path) as f:
+        return f[block.dataset][block.selection]
+
+
+class H5Reader:
+    """Read access to a layout in an HDF5 file (keep it open only while building the Dataset)."""
+
+    kind = "h5"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._stack = contextlib.ExitStack()
+        self._f = self._stack.enter_context(open_h5_file(self.path))
+        st = os.stat(self.path)
+        self._token = (self.path, st.st_mtime_ns, st.st_size)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def has(self, path: str) -> bool:
+        return path in self._f
+
+    def is_group(self, path: str) -> bool:
+        return isinstance(self._f.get(path), h5py.Group)
+
+    def keys(self, group: str) -> list[str]:
+        node = self._f[group] if group else self._f
+        return list(node.keys())
+
+    def shape(self, path: str) -> tuple[int, ...]:
+        return tuple(self._dataset(path).shape)
+
+    def dtype(self, path: str) -> np.dtype:
+        return self._dataset(path).dtype
+
+    def attrs(self, path: str = "/") -> dict[str, Any]:
+        return {k: decode_text(v) for k, v in self._f[path].attrs.items()}
+
+    def read(self, path: str) -> Any:
+        """A small dataset, now: arrays as numpy, strings decoded."""
+        return decode_text(self._dataset(path)[()])
+
+    def lazy(self, path: str, band_axis: int, *, budget=None, rows=None) -> da.Array:
+        """A large dataset as a dask array of ``h5-read`` tasks, banded along ``band_axis``."""
+        dset = self._dataset(path)
+        chunks = band_chunks(dset.shape, dset.dtype.itemsize, band_axis, dset.chunks, budget, rows)
+        name = f"h5-read-{dask.base.tokenize(self._token, path, chunks)}"
+        edges = [np.cumsum((0,) + c) for c in chunks]
+        dsk = {}
+        for index in np.ndindex(*[len(c) for c in chunks]):
+            selection = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True))
+            dsk[(name, *index)] = (read_h5_block, H5Block(self.path, path, selection))
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+        meta = np.empty((0,) * len(chunks), dtype=dset.dtype)
+        return da.Array(graph, name, chunks, meta=meta)
+
+    def _dataset(self, path: str) -> h5py.Dataset:
+        node = self._f.get(path)
+        if not isinstance(node, h5py.Dataset):
+            what = "is a group" if node is not None else "is missing"
+            raise FormatError(f"{self.path}: dataset '{path}' {what}")
+        return node
+
+
+class ZarrReader:
+    """Read access to a layout in a zarr store (any zarr format)."""
+
+    kind = "zarr"
+
+    def __init__(self, store: str | os.PathLike):
+        self.path = os.fspath(store)
+        try:
+            self._g = zarr.open_group(self.path, mode="r")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else OSError):
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(f"{self.path}: no such zarr store") from None
+            raise FormatError(f"{self.path}: not a zarr store") from None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def _node(self, path: str):
+        try:
+            return self._g[path] if path not in ("", "/") else self._g
+        except KeyError:
+            return None
+
+    def has(self, path: str) -> bool:
+        return self._node(path) is not None
+
+    def is_group(self, path: str) -> bool:
+        return isinstance(self._node(path), zarr.Group)
+
+    def keys(self, group: str) -> list[str]:
+        node = self._node(group)
+        return sorted(node.keys()) if isinstance(node, zarr.Group) else []
+
+    def shape(self, path: str) -> tuple[int, ...]:
+        return tuple(self._array(path).shape)
+
+    def dtype(self, path: str) -> np.dtype:
+        return self._array(path).dtype
+
+    def attrs(self, path: str = "/") -> dict[str, Any]:
+        node = self._node(path)
+        return {k: v for k, v in dict(node.attrs).items() if k != "_ARRAY_DIMENSIONS"}
+
+    def read(self, path: str) -> Any:
+        return decode_text(np.asarray(self._array(path)[...]))
+
+    def lazy(self, path: str, band_axis: int, *, budget=None, rows=None) -> da.Array:
+        array = self._array(path)
+        chunks = band_chunks(array.shape, array.dtype.itemsize, band_axis, array.chunks, budget, rows)
+        return da.from_zarr(self.path, component=path, chunks=chunks, name=f"zarr-read-{dask.base.tokenize(self.path, path, chunks)}")
+
+    def _array(self, path: str):
+        node = self._node(path)
+        if not isinstance(node, zarr.Array):
+            what = "is a group" if node is not None else "is missing"
+            raise FormatError(f"{self.path}: array '{path}' {what}")
+        return node
+
+
+def attrs_json(attrs: dict[str, Any]) -> str:
+    """Dataset attributes as one JSON string (what HDF5 attributes cannot hold directly)."""
+    return json.dumps(attrs, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))

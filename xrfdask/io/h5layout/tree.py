@@ -1,0 +1,534 @@
+"""Datasets <-> the layout tree, independent of the storage (HDF5 file or zarr store).
+
+Writing turns a raw map or a result Dataset into a :class:`Layout`: a list of :class:`Node` (one
+per stored dataset, with its path, file dimensions and data, lazy or not) and group attributes.
+Reading does the reverse from a store reader (:mod:`~xrfdask.io.h5layout.stores`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from xrfdask.errors import FormatError
+from xrfdask.io.h5layout import schema
+from xrfdask.io.h5layout.stores import attrs_json
+from xrfdask.model import MAP_DIMS, PIXEL_DIMS, RAW_DIMS, with_attrs
+
+__all__ = ["Node", "Layout", "raw_layout", "result_layout", "read_raw", "read_result", "group_of"]
+
+_ATTRS_KEY = "xrfdask_attrs"  # the Dataset's attributes, as JSON
+_LABELS_KEY = "xrfdask_detectors"  # detector labels when they are not the channel names
+
+
+@dataclass
+class Node:
+    """One dataset to store.
+
+    ``value`` is a numpy or dask array, a string, a list of strings or a number; ``dims`` its
+    dimensions in the file (for zarr's ``_ARRAY_DIMENSIONS``); ``reduce`` = ("sum" | "max",
+    source path) marks a per-channel spectrum computed from the bands of another node, so writers
+    that stream bands compute it in the same pass.
+    """
+
+    path: str
+    value: Any
+    dims: tuple[str, ...]
+    kind: str = "array"
+    compress: bool = True
+    attrs: dict[str, Any] = field(default_factory=dict)
+    names_fixed: bool = False
+    reduce: tuple[str, str] | None = None
+
+
+@dataclass
+class Layout:
+    """What to write: the group written (``"raw"``, ``"fit"``...), its nodes and group attributes."""
+
+    group: str
+    nodes: list[Node]
+    group_attrs: dict[str, dict[str, Any]]
+
+
+def group_of(ds: xr.Dataset) -> str:
+    """The layout group a Dataset belongs to, from its variables."""
+    if "spectra" in ds:
+        return "raw"
+    for name, group in schema.RESULT_GROUPS.items():
+        if group.key_var in ds:
+            return name
+    raise ValueError(
+        "cannot tell which layout group this Dataset belongs to (no 'spectra', 'peak_area', "
+        "'normalised', 'concentration'...); pass group="
+    )
+
+
+def _now() -> str:
+    return time.strftime("%d/%m/%Y %H:%M:%S")
+
+
+def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Attributes stored natively when simple, everything also kept in one JSON string."""
+    return {_ATTRS_KEY: attrs_json(attrs)}
+
+
+def _channels(ds: xr.Dataset) -> list[tuple[Any, str]]:
+    labels = ds["detector"].values.tolist() if "detector" in ds.coords else list(range(ds.sizes.get("detector", 1)))  # eager-ok: labels
+    names = [schema.channel_name(label) for label in labels]
+    if len(set(names)) != len(names):
+        raise ValueError(f"detector labels {labels} give duplicate channel group names")
+    return list(zip(labels, names, strict=True))
+
+
+def _as_dask(data: Any) -> da.Array:
+    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
+
+
+def _labels_attr(channels: list[tuple[Any, str]]) -> dict[str, Any]:
+    labels = [label for label, _ in channels]
+    if labels == [name for _, name in channels]:
+        return {}
+    return {_LABELS_KEY: json.dumps([label.item() if hasattr(label, "item") else label for label in labels])}
+
+
+# --- raw maps -------------------------------------------------------------------------------
+
+
+def raw_layout(ds: xr.Dataset) -> Layout:
+    """The raw group (and root ``cmd``, ``mot1``, ``mot2``) of a raw map."""
+    missing = [d for d in RAW_DIMS if d not in ds["spectra"].dims]
+    if missing:
+        raise FormatError(f"to_h5: spectra lack dimension(s) {missing}; expected {RAW_DIMS}")
+    ds = _with_layout_counters(ds)
+    spectra = ds["spectra"].transpose(*RAW_DIMS)
+    ny, nx = spectra.shape[:2]
+    channels = _channels(ds)
+    nodes: list[Node] = []
+    attrs = {k: v for k, v in ds.attrs.items() if k != "cmd"}
+    cmd = str(ds.attrs.get("cmd") or f"xrfdask {ds.attrs.get('source_format', 'map')} {ny} x {nx}")
+    nodes.append(Node("cmd", cmd, (), "text", compress=False))
+    for name, coord_dim in (("mot1", "x"), ("mot2", "y")):
+        if name in ds:
+            motor = ds[name].transpose(*MAP_DIMS)
+            nodes.append(Node(name, motor.data, MAP_DIMS, attrs=dict(motor.attrs)))
+        elif coord_dim in ds.coords:
+            coord = ds[coord_dim]
+            values = np.asarray(coord.values, dtype=float)  # eager-ok: 1-D coordinate
+            grid = np.broadcast_to(values[None, :] if coord_dim == "x" else values[:, None], (ny, nx))
+            motor_attrs = {"Name": coord_dim, **{k: v for k, v in coord.attrs.items() if isinstance(v, str | int | float)}}
+            nodes.append(Node(name, np.ascontiguousarray(grid), MAP_DIMS, attrs=motor_attrs))
+    for name in schema.RAW_PER_PIXEL:
+        if name in ds:
+            nodes.append(Node(f"raw/{name}", ds[name].transpose(*MAP_DIMS).data, MAP_DIMS, attrs=_var_attrs(ds[name])))
+    for label, channel in channels:
+        one = ds.sel(detector=label) if "detector" in ds.coords else ds.isel(detector=0)
+        base = f"raw/{channel}"
+        data = _as_dask(one["spectra"].transpose("y", "x", "channel").data)
+        nodes.append(Node(f"{base}/spectra", data, ("y", "x", "channel"), attrs=_var_attrs(one["spectra"])))
+        for name in schema.RAW_CHANNEL_PIXEL:
+            if name in one:
+                nodes.append(Node(f"{base}/{name}", one[name].transpose(*MAP_DIMS).data, MAP_DIMS, attrs=_var_attrs(one[name])))
+        sum_dtype = np.float64 if np.issubdtype(data.dtype, np.floating) else np.int64
+        nodes.append(Node(f"{base}/sumspec", da.zeros(data.shape[-1], dtype=sum_dtype), ("channel",), reduce=("sum", f"{base}/spectra")))
+        nodes.append(Node(f"{base}/maxspec", da.zeros(data.shape[-1], dtype=np.float64), ("channel",), reduce=("max", f"{base}/spectra")))
+    raw_attrs = {**_json_attrs(attrs), **_labels_attr(channels), **_energy_attrs(ds)}
+    return Layout("raw", nodes, {"raw": raw_attrs})
+
+
+def _var_attrs(var: xr.DataArray) -> dict[str, Any]:
+    """Variable attributes worth storing (the standard ones are regenerated on reading)."""
+    standard = with_attrs(str(var.name))
+    return {k: v for k, v in var.attrs.items() if standard.get(k) != v and isinstance(v, str | int | float)}
+
+
+def _energy_attrs(ds: xr.Dataset) -> dict[str, Any]:
+    if "energy" not in ds.coords or ds.sizes.get("channel", 0) < 2:
+        return {}
+    energy = np.asarray(ds["energy"].values, dtype=float)  # eager-ok: 1-D coordinate
+    channel = np.asarray(ds["channel"].values, dtype=float)  # eager-ok: 1-D coordinate
+    gain = (energy[-1] - energy[0]) / (channel[-1] - channel[0])
+    offset = energy[0] - gain * channel[0]
+    if not np.allclose(offset + gain * channel, energy, rtol=0, atol=1e-9):
+        return {}
+    return {"energy_offset_keV": float(offset), "energy_gain_keV": float(gain)}
+
+
+def _with_layout_counters(ds: xr.Dataset) -> xr.Dataset:
+    """Add what the layout needs and a lab map lacks: icr/ocr from deadtime, acquisition time, I0.
+
+    For a ``.GeoPIXE`` map the output count rate is the spectrum's total over the dwell time and
+    the input rate follows from the deadtime (ocr / icr = 1 - deadtime / 100), so xrf_proc's
+    deadtime correction (areas x icr / ocr) matches the records. I0 is the tube current from the
+    header, constant (normalising by it changes nothing but keeps xrf_proc's ``norm`` working).
+    """
+    out = ds
+    dwell_s = float(ds.attrs["dwell_ms"]) / 1000.0 if ds.attrs.get("dwell_ms") else None
+    if "ocr" not in ds and "deadtime" in ds:
+        counts = ds["spectra"].sum("channel", dtype=np.float64)
+        ocr = counts / dwell_s if dwell_s else counts
+        live = 1.0 - ds["deadtime"].astype(np.float64) / 100.0
+        icr = xr.where(live > 0, ocr / live, ocr)
+        units = {"units": "counts/s"} if dwell_s else {"units": "counts"}
+        out = out.assign(ocr=ocr.assign_attrs(with_attrs("ocr", units)), icr=icr.assign_attrs(with_attrs("icr", units)))
+    if "acquisition_time" not in ds and dwell_s:
+        shape = (ds.sizes["y"], ds.sizes["x"])
+        out = out.assign(acquisition_time=(MAP_DIMS, np.full(shape, dwell_s), with_attrs("acquisition_time")))
+    if "I0" not in ds and ds.attrs.get("source_format") == "GeoPIXE":
+        current = (ds.attrs.get("geopixe_header") or {}).get("X-ray Source", {}).get("UA (µA)")
+        value = float(current) if isinstance(current, int | float) and current > 0 else 1.0
+        shape = (ds.sizes["y"], ds.sizes["x"])
+        note = {"source": "tube current (µA) from the GeoPIXE header, constant"}
+        out = out.assign(I0=(MAP_DIMS, np.full(shape, value), with_attrs("I0", note)))
+    return out
+
+
+def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
+    """Assemble the raw-map Dataset from the ``raw`` group of a layout (spectra stay lazy)."""
+    path = reader.path
+    if not reader.is_group("raw"):
+        raise FormatError(f"{path}: group 'raw' is missing: not a uniform-layout raw map")
+    channels = [k for k in reader.keys("raw") if k.startswith("channel") and reader.is_group(f"raw/{k}")]
+    if not channels:
+        raise FormatError(f"{path}: no 'raw/channelXX' group with spectra")
+    budget = _budget(chunks)
+    first = f"raw/{channels[0]}/spectra"
+    shape0 = _map_shape(reader, first, 3)
+    rows = _band_rows(reader, first, shape0, budget, len(channels))
+    spectra, pixel_vars, spectrum_vars = [], {}, {}
+    for channel in channels:
+        p = f"raw/{channel}/spectra"
+        shape = _map_shape(reader, p, 3)
+        if shape[:2] != shape0[:2]:
+            raise FormatError(
+                f"{path}: dataset '{p}' covers {shape[0]} x {shape[1]} pixels but '{first}' covers "
+                f"{shape0[0]} x {shape0[1]}: detectors do not match"
+            )
+        if shape[2] != shape0[2]:
+            raise FormatError(f"{path}: dataset '{p}' has {shape[2]} channels but '{first}' has {shape0[2]}")
+        spectra.append(_lazy_map(reader, p, shape, rows))
+        for name in schema.RAW_CHANNEL_PIXEL:
+            q = f"raw/{channel}/{name}"
+            if reader.has(q):
+                pixel_vars.setdefault(name, []).append(_lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), rows))
+        for name in schema.RAW_CHANNEL_SPECTRUM:
+            q = f"raw/{channel}/{name}"
+            if reader.has(q):
+                value = np.asarray(reader.read(q))
+                if value.shape != (shape0[2],):
+                    raise FormatError(f"{path}: dataset '{q}' has shape {value.shape}, expected ({shape0[2]},)")
+                spectrum_vars.setdefault(name, []).append(value)
+    # Detectors side by side in one chunk (the design's chunking: detector and channel whole).
+    stacked = da.stack(spectra, axis=2).rechunk({2: -1})
+    data_vars: dict[str, Any] = {"spectra": (RAW_DIMS, stacked, with_attrs("spectra", _stored_attrs(reader, first)))}
+    for name, arrays in pixel_vars.items():
+        if len(arrays) != len(channels):
+            raise FormatError(f"{path}: '{name}' exists for some channels only ({len(arrays)} of {len(channels)})")
+        stacked = da.stack(arrays, axis=2).rechunk({2: -1})
+        data_vars[name] = (PIXEL_DIMS, stacked, with_attrs(name, _stored_attrs(reader, f"raw/{channels[0]}/{name}")))
+    for name, arrays in spectrum_vars.items():
+        if len(arrays) == len(channels):
+            data_vars[name] = (("detector", "channel"), np.stack(arrays), with_attrs(name))
+    for name in schema.RAW_PER_PIXEL:
+        q = f"raw/{name}"
+        if reader.has(q):
+            data_vars[name] = (MAP_DIMS, _lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), rows), with_attrs(name, _stored_attrs(reader, q)))
+    motors = {}
+    for name in schema.RAW_MOTORS:
+        if reader.has(name):
+            motors[name] = np.asarray(reader.read(name))
+            if motors[name].ndim == 1:
+                motors[name] = motors[name][None, :]
+            if motors[name].shape != shape0[:2] or motors[name].dtype.kind not in "fiu":
+                raise FormatError(f"{path}: dataset '{name}' has shape {motors[name].shape}, expected {shape0[:2]}")
+            data_vars[name] = (MAP_DIMS, motors[name], reader.attrs(name))
+    raw_attrs = reader.attrs("raw")
+    attrs = json.loads(raw_attrs[_ATTRS_KEY]) if _ATTRS_KEY in raw_attrs else {}
+    if reader.has("cmd"):
+        attrs["cmd"] = str(reader.read("cmd"))
+    coords = _coords(reader, channels, shape0, motors, raw_attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _budget(chunks: Any) -> Any:
+    if chunks in (None, "auto"):
+        return None
+    if isinstance(chunks, str | int):
+        return chunks
+    raise ValueError(f"chunks={chunks!r}: expected 'auto' or a chunk size like '64MiB'")
+
+
+def _map_shape(reader, p: str, ndim: int, expect: tuple[int, int] | None = None) -> tuple[int, ...]:
+    """Shape as (rows, columns[, channels]); a 1-D scan (columns[, channels]) becomes one row."""
+    shape = reader.shape(p)
+    if len(shape) == ndim - 1:
+        shape = (1, *shape)
+    if len(shape) != ndim or (expect is not None and shape[:2] != expect):
+        want = "rows x columns x channels" if ndim == 3 else f"rows x columns = {expect}"
+        raise FormatError(f"{reader.path}: dataset '{p}' has shape {reader.shape(p)}, expected {want}")
+    return shape
+
+
+def _band_rows(reader, p: str, shape, budget, ndet: int) -> int:
+    from xrfdask.io.h5layout.stores import band_chunks
+
+    itemsize = reader.dtype(p).itemsize * ndet  # a block holds every detector
+    chunks = band_chunks(shape, itemsize, 0, None, budget)
+    return chunks[0][0]
+
+
+def _lazy_map(reader, p: str, shape: tuple[int, ...], rows: int) -> da.Array:
+    stored = reader.shape(p)
+    if len(stored) < len(shape):  # 1-D scan: one row
+        return reader.lazy(p, 0, rows=stored[0] if len(stored) > 1 else None)[None, ...]
+    return reader.lazy(p, 0, rows=rows)
+
+
+def _stored_attrs(reader, p: str) -> dict[str, Any]:
+    return {k: v for k, v in reader.attrs(p).items() if isinstance(v, str | int | float)}
+
+
+def _coords(reader, channels, shape, motors, raw_attrs) -> dict[str, Any]:
+    """y and x from the motors when they form a regular grid (else pixel indices), detector
+    labels, channel numbers and, when the file records a calibration, energy."""
+    ny, nx = shape[:2]
+    coords: dict[str, Any] = {}
+    for dim, n, axis in (("y", ny, 0), ("x", nx, 1)):
+        coords[dim] = (dim, np.arange(n, dtype=float), {"units": "pixel"})
+        for name, motor in motors.items():
+            values = _axis_positions(motor, axis)
+            if values is not None:
+                stored = reader.attrs(name)
+                attrs = {k: v for k, v in stored.items() if k != "Name"} or {"motor": str(stored.get("Name", name))}
+                coords[dim] = (dim, values, attrs)
+                break
+    labels = json.loads(raw_attrs[_LABELS_KEY]) if _LABELS_KEY in raw_attrs else channels
+    if len(labels) != len(channels):
+        labels = channels
+    coords["detector"] = ("detector", labels)
+    if len(shape) > 2 and shape[2]:
+        coords["channel"] = ("channel", np.arange(shape[2]))
+        if "energy_gain_keV" in raw_attrs:
+            energy = raw_attrs.get("energy_offset_keV", 0.0) + raw_attrs["energy_gain_keV"] * np.arange(shape[2])
+            coords["energy"] = ("channel", energy, {"units": "keV", "long_name": "photon energy"})
+    return coords
+
+
+def _axis_positions(motor: np.ndarray, axis: int) -> np.ndarray | None:
+    """Positions along ``axis`` if the motor moves only along it (a regular, sorted grid)."""
+    n = motor.shape[axis]
+    if n < 2:
+        return None
+    first = motor[0, :] if axis == 1 else motor[:, 0]
+    line = first[None, :] if axis == 1 else first[:, None]
+    steps = np.diff(first)
+    if not np.all(steps > 0):
+        return None
+    spread = np.abs(motor - line).max()
+    if spread == 0 or spread <= 0.05 * np.abs(steps).min():
+        return first.astype(float) if spread == 0 else motor.mean(axis=1 - axis).astype(float)
+    return None
+
+
+# --- result groups --------------------------------------------------------------------------
+
+
+def result_layout(ds: xr.Dataset, group: str) -> Layout:
+    """A result group (fit, norm, quant, ...) of the layout."""
+    sch = schema.result_schema(group)
+    if sch.subgrouped and "/" not in group:
+        cnc = ds.attrs.get("cnc") or ds.attrs.get("reference")
+        if not cnc:
+            raise ValueError(f"group {group!r} needs the reference name: pass group='{group}/<file>.cnc'")
+        group = f"{group}/{cnc}"
+    channels = _channels(ds)
+    nodes: list[Node] = []
+    line_masks = _line_masks(ds, sch)
+    for label, channel in channels:
+        one = ds.sel(detector=label) if "detector" in ds.dims else ds
+        base = f"{group}/{channel}"
+        keep = line_masks.get(label)
+        if keep is not None:
+            one = one.isel(line=keep)
+        for f in sch.fields:
+            if f.kind == "names":
+                if f.var in one.coords or f.var in one:
+                    values = [str(v) for v in np.asarray(one[f.var].values).reshape(-1)]  # eager-ok: labels
+                    nodes.append(Node(f"{base}/{f.path}", values, f.dims, "names", compress=False, names_fixed=f.names_fixed))
+                continue
+            if f.var not in one:
+                continue
+            var = one[f.var]
+            if f.kind in ("text", "scalar"):
+                value = var.values.item() if var.size == 1 else var.values  # eager-ok: scalar
+                nodes.append(Node(f"{base}/{f.path}", value, (), f.kind, compress=False, attrs=_var_attrs(var)))
+                continue
+            missing = [d for d in f.dims if d not in var.dims]
+            if missing:
+                raise FormatError(f"to_h5: '{f.var}' lacks dimension(s) {missing} for {base}/{f.path}")
+            nodes.append(Node(f"{base}/{f.path}", var.transpose(*f.dims).data, f.dims, compress=f.compress, attrs=_var_attrs(var)))
+        if sch.name == "kmeans" and "class_spectra" in one:
+            spectra = one["class_spectra"].transpose("class", "channel")
+            sizes = one["class_size"].values if "class_size" in one else None  # eager-ok: per class
+            for i in range(spectra.sizes["class"]):
+                attrs = {"NPixels": int(sizes[i])} if sizes is not None else {}
+                nodes.append(Node(f"{base}/sumspec_{i}", spectra.isel({"class": i}).data, ("channel",), attrs=attrs))
+    simple = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | bool | np.bool_)}
+    top = group.split("/")[0]
+    group_attrs = {top: {"LastUpdated": _now(), **{k: v for k, v in simple.items() if k in ("LastUpdated", "ScatROI", "TmNorm", "Composition", "density", "thickness")}}}
+    group_attrs[group] = {**group_attrs.get(group, {}), **_json_attrs(ds.attrs), **_labels_attr(channels)}
+    for path_in_group, key in sch.group_scalars:
+        if key in ds.attrs:
+            kind = "text" if isinstance(ds.attrs[key], str) else "scalar"
+            nodes.append(Node(f"{group}/{path_in_group}", ds.attrs[key], (), kind, compress=False))
+    return Layout(group, nodes, group_attrs)
+
+
+def _line_masks(ds: xr.Dataset, sch) -> dict[Any, np.ndarray]:
+    """Lines to store per detector: drop those that are NaN throughout (absent for that channel).
+
+    Decided from the small per-line summaries only, so the (possibly expensive) maps are not
+    computed twice.
+    """
+    if "line" not in ds.dims or "detector" not in ds.dims:
+        return {}
+    small = [v for v in ds.data_vars.values() if v.dims == ("detector", "line") or set(v.dims) == {"detector", "line"}]
+    if not small:
+        return {}
+    present = None
+    for var in small:
+        ok = np.asarray(var.notnull().transpose("detector", "line").values)  # eager-ok: per-line summary
+        present = ok if present is None else present | ok
+    labels = ds["detector"].values.tolist()  # eager-ok: labels
+    return {label: np.flatnonzero(present[i]) for i, label in enumerate(labels) if not present[i].all()}
+
+
+def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
+    """Assemble a result Dataset (``peak_area``... with a ``line`` coordinate) from its group."""
+    path = reader.path
+    sch = schema.result_schema(group)
+    if sch.subgrouped and "/" not in group:
+        if not reader.is_group(group):
+            raise FormatError(f"{path}: group '{group}' is missing")
+        subs = [k for k in reader.keys(group) if reader.is_group(f"{group}/{k}")]
+        if len(subs) != 1:
+            raise ValueError(f"{path}: '{group}' holds {subs}; choose one with group='{group}/<name>'")
+        group = f"{group}/{subs[0]}"
+    if not reader.is_group(group):
+        raise FormatError(f"{path}: group '{group}' is missing")
+    channels = [k for k in reader.keys(group) if k.startswith("channel") and reader.is_group(f"{group}/{k}")]
+    if not channels:
+        raise FormatError(f"{path}: group '{group}' holds no channelXX group")
+    shape = _result_map_shape(reader, group, channels)
+    per_channel = [_read_channel(reader, f"{group}/{c}", sch, shape, chunks) for c in channels]
+    lines = _union([list(p.coords["line"].values) for p in per_channel if "line" in p.coords])
+    if lines:
+        per_channel = [p.reindex(line=lines) if "line" in p.coords else p for p in per_channel]
+    ds = xr.concat(per_channel, dim="detector", join="outer", coords="minimal", compat="override", combine_attrs="override")
+    group_attrs = reader.attrs(group)
+    top_attrs = reader.attrs(group.split("/")[0])
+    attrs = json.loads(group_attrs[_ATTRS_KEY]) if _ATTRS_KEY in group_attrs else {}
+    for key, value in top_attrs.items():
+        if key != _ATTRS_KEY:
+            attrs.setdefault(key, value)
+    for path_in_group, key in sch.group_scalars:
+        if reader.has(f"{group}/{path_in_group}"):
+            value = reader.read(f"{group}/{path_in_group}")
+            attrs[key] = value.item() if isinstance(value, np.ndarray) else value
+    if sch.subgrouped:
+        attrs.setdefault("cnc", group.split("/", 1)[1])
+    raw_attrs = reader.attrs("raw") if reader.is_group("raw") else {}
+    labels = json.loads(raw_attrs[_LABELS_KEY]) if _LABELS_KEY in raw_attrs else None
+    if _LABELS_KEY in group_attrs:
+        labels = json.loads(group_attrs[_LABELS_KEY])
+    if labels is None or len(labels) != len(channels):
+        labels = channels
+    ds = ds.assign_coords(detector=("detector", labels))
+    if shape is not None:
+        motors = {m: np.asarray(reader.read(m)) for m in schema.RAW_MOTORS if reader.has(m)}
+        motors = {k: (v[None, :] if v.ndim == 1 else v) for k, v in motors.items()}
+        motors = {k: v for k, v in motors.items() if v.shape == shape}
+        coords = _coords(reader, channels, shape, motors, {})
+        ds = ds.assign_coords(y=coords["y"], x=coords["x"])
+    ds.attrs = attrs
+    spatial = [d for d in ("y", "x", "detector") if d in ds.dims]
+    order = spatial + [d for d in ds.dims if d not in spatial]
+    return ds.transpose(*order)
+
+
+def _union(lists: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for names in lists:
+        out.extend(n for n in names if n not in out)
+    return out
+
+
+def _result_map_shape(reader, group: str, channels: list[str]) -> tuple[int, int] | None:
+    for c in channels:
+        for name, ndim in (("ims", 3), ("ratio_exp", 2), ("rhot", 2)):
+            p = f"{group}/{c}/{name}"
+            if reader.has(p) and not reader.is_group(p):
+                shape = reader.shape(p)
+                if len(shape) == ndim:
+                    return tuple(shape[-2:])
+                if len(shape) == ndim - 1:  # 1-D scan: one row
+                    return (1, shape[-1])
+    return None
+
+
+def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
+    data_vars: dict[str, Any] = {}
+    coords: dict[str, Any] = {}
+    for f in sch.fields:
+        p = f"{base}/{f.path}"
+        if not reader.has(p) or reader.is_group(p):
+            continue
+        if f.kind == "names":
+            values = reader.read(p)
+            values = [values] if isinstance(values, str) else list(values)
+            if values == ["None"] and f.var == "variable":
+                continue
+            coords[f.var] = (f.dims, values)
+            continue
+        if f.kind in ("text", "scalar"):
+            value = reader.read(p)
+            data_vars[f.var] = ((), value.item() if isinstance(value, np.ndarray) else value, _stored_attrs(reader, p))
+            continue
+        stored = reader.shape(p)
+        dims = f.dims
+        if "y" in dims and shape is not None:
+            y_axis = dims.index("y")
+            if len(stored) == len(dims) - 1:  # 1-D scan: the y axis was dropped
+                array = reader.lazy(p, y_axis, budget=_budget(chunks))
+                array = da.expand_dims(array, axis=y_axis)
+            elif len(stored) == len(dims):
+                array = reader.lazy(p, y_axis, budget=_budget(chunks))
+            else:
+                raise FormatError(f"{reader.path}: dataset '{p}' has shape {stored}, expected dims {dims}")
+            if tuple(array.shape[y_axis : y_axis + 2]) != tuple(shape):
+                raise FormatError(f"{reader.path}: dataset '{p}' covers {array.shape[y_axis:y_axis + 2]} pixels, expected {shape}")
+            value = array
+        else:
+            value = np.asarray(reader.read(p))
+            if value.ndim != len(dims):
+                raise FormatError(f"{reader.path}: dataset '{p}' has shape {value.shape}, expected dims {dims}")
+        data_vars[f.var] = (dims, value, with_attrs(f.var, _stored_attrs(reader, p)))
+    if sch.name == "kmeans":
+        sums = sorted(
+            (k for k in reader.keys(base) if k.startswith("sumspec_")), key=lambda k: int(k.split("_")[1])
+        )
+        if sums:
+            data_vars["class_spectra"] = (("class", "channel"), np.stack([np.asarray(reader.read(f"{base}/{k}")) for k in sums]))
+            sizes = [reader.attrs(f"{base}/{k}").get("NPixels", -1) for k in sums]
+            data_vars["class_size"] = (("class",), np.asarray(sizes))
+            coords["class"] = ("class", np.arange(len(sums)))
+    ds = xr.Dataset(data_vars, coords=coords)
+    for name in list(ds.data_vars):
+        if ds[name].dtype.kind in "SU" and ds[name].ndim == 0:
+            ds[name] = ds[name].astype(object)
+    return ds
