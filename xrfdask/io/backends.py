@@ -1,9 +1,9 @@
-"""xarray backend entry points: ``xr.open_dataset(path, engine="geopixe")``.
+"""xarray backend entry points: ``engine="geopixe"`` and ``engine="xrfh5"``.
 
-The engine returns lazily indexed variables (nothing is read until indexed) and declares the
+The engines return lazily indexed variables (nothing is read until indexed) and declare the
 preferred chunks, so ``xr.open_dataset(path, engine="geopixe", chunks={})`` gives the same bands of
-rows as :func:`xrfdask.open_geopixe`. That function builds the dask graph itself, with task names
-that say what they do (``geopixe-read-…``); prefer it for large maps.
+rows as :func:`xrfdask.open_geopixe`. Those functions build the dask graph themselves, with task
+names that say what they do (``geopixe-read-…``, ``h5-read-…``); prefer them for large maps.
 """
 
 from __future__ import annotations
@@ -134,3 +134,81 @@ class GeoPixeBackendEntrypoint(BackendEntrypoint):
             drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
             data_vars = {k: v for k, v in data_vars.items() if k not in drop}
         return xr.Dataset(data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index))
+
+
+class DaskBackendArray(BackendArray):
+    """A lazily indexed view of a dask array: an index computes only the blocks it touches.
+
+    Lets an engine reuse the graph a reader already builds (``h5-read`` tasks) without xarray
+    wrapping dask arrays, which backends must not return (pydata/xarray#8810).
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+
+    def _read(self, key: tuple) -> np.ndarray:
+        out = self.array
+        for axis in reversed(range(len(key))):  # one axis at a time: dask indexes one list per call
+            k = key[axis]
+            if not (isinstance(k, slice) and k == slice(None)):
+                out = out[(slice(None),) * axis + (k,)]
+        return np.asarray(out.compute(scheduler="synchronous"))
+
+
+def lazily_indexed(ds: xr.Dataset) -> xr.Dataset:
+    """Replace the dask arrays of ``ds`` by lazily indexed ones, keeping their chunks as preferred."""
+    out = {}
+    for name, var in ds.variables.items():
+        data = var.data
+        if hasattr(data, "dask") and name not in ds.indexes:
+            preferred = {d: c[0] for d, c in zip(var.dims, data.chunks, strict=True)}
+            out[name] = xr.Variable(
+                var.dims, indexing.LazilyIndexedArray(DaskBackendArray(data)), var.attrs,
+                encoding={"preferred_chunks": preferred},
+            )  # fmt: skip
+    return ds.assign(**{k: v for k, v in out.items() if k in ds.data_vars}).assign_coords(
+        **{k: v for k, v in out.items() if k in ds.coords}
+    )
+
+
+class XrfH5BackendEntrypoint(BackendEntrypoint):
+    """Open a group of xrf_proc's uniform-layout HDF5 files (see :func:`xrfdask.open_h5`)."""
+
+    description = "xrf_proc uniform-layout HDF5 XRF maps and results (xrfdask)"
+    url = "https://github.com/xrfdask/xrfdask"
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        try:
+            path = os.fspath(filename_or_obj)
+        except TypeError:
+            return False
+        if os.path.splitext(path)[1].lower() not in (".h5", ".hdf5"):
+            return False
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return "raw" in f and any(k.startswith("channel") for k in f["raw"])
+        except (OSError, KeyError, TypeError):
+            return False
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: Any = None,
+        group: str = "raw",
+    ) -> xr.Dataset:
+        from xrfdask.io.h5layout import open_h5
+
+        ds = open_h5(os.fspath(filename_or_obj), group=group or "raw")
+        if drop_variables:
+            drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
+            ds = ds.drop_vars([v for v in drop if v in ds.variables])
+        return lazily_indexed(ds)

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from xrfdask.errors import FormatError
+from xrfdask.io.beamlines.grid import axis_positions
 from xrfdask.io.h5layout import schema
 from xrfdask.io.h5layout.stores import attrs_json
 from xrfdask.model import MAP_DIMS, PIXEL_DIMS, RAW_DIMS, with_attrs
@@ -301,7 +302,7 @@ def _coords(reader, channels, shape, motors, raw_attrs) -> dict[str, Any]:
     for dim, n, axis in (("y", ny, 0), ("x", nx, 1)):
         coords[dim] = (dim, np.arange(n, dtype=float), {"units": "pixel"})
         for name, motor in motors.items():
-            values = _axis_positions(motor, axis)
+            values = axis_positions(motor, axis)
             if values is not None:
                 stored = reader.attrs(name)
                 attrs = {k: v for k, v in stored.items() if k != "Name"} or {"motor": str(stored.get("Name", name))}
@@ -317,22 +318,6 @@ def _coords(reader, channels, shape, motors, raw_attrs) -> dict[str, Any]:
             energy = raw_attrs.get("energy_offset_keV", 0.0) + raw_attrs["energy_gain_keV"] * np.arange(shape[2])
             coords["energy"] = ("channel", energy, {"units": "keV", "long_name": "photon energy"})
     return coords
-
-
-def _axis_positions(motor: np.ndarray, axis: int) -> np.ndarray | None:
-    """Positions along ``axis`` if the motor moves only along it (a regular, sorted grid)."""
-    n = motor.shape[axis]
-    if n < 2:
-        return None
-    first = motor[0, :] if axis == 1 else motor[:, 0]
-    line = first[None, :] if axis == 1 else first[:, None]
-    steps = np.diff(first)
-    if not np.all(steps > 0):
-        return None
-    spread = np.abs(motor - line).max()
-    if spread == 0 or spread <= 0.05 * np.abs(steps).min():
-        return first.astype(float) if spread == 0 else motor.mean(axis=1 - axis).astype(float)
-    return None
 
 
 # --- result groups --------------------------------------------------------------------------
@@ -434,7 +419,7 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     top_attrs = reader.attrs(group.split("/")[0])
     attrs = json.loads(group_attrs[_ATTRS_KEY]) if _ATTRS_KEY in group_attrs else {}
     for key, value in top_attrs.items():
-        if key != _ATTRS_KEY:
+        if not key.startswith("xrfdask_"):
             attrs.setdefault(key, value)
     for path_in_group, key in sch.group_scalars:
         if reader.has(f"{group}/{path_in_group}"):
@@ -449,6 +434,9 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     if labels is None or len(labels) != len(channels):
         labels = channels
     ds = ds.assign_coords(detector=("detector", labels))
+    for name, var in ds.data_vars.items():  # detectors in one chunk, as everywhere
+        if isinstance(var.data, da.Array) and "detector" in var.dims:
+            ds[name] = var.chunk({"detector": -1})
     if shape is not None:
         motors = {m: np.asarray(reader.read(m)) for m in schema.RAW_MOTORS if reader.has(m)}
         motors = {k: (v[None, :] if v.ndim == 1 else v) for k, v in motors.items()}
