@@ -2,6 +2,9 @@
 
     xrfdask info FILE
     xrfdask readout -f FILE [-o DIR] [-i] [-w] [-x X0 X1] [-y Y0 Y1] [-e] [-s MB] [-m]
+    xrfdask convert IN OUT [--group G] [--overwrite]
+    xrfdask convert --id15 FILE --scan 1.1 --dim ROWS COLS [OUT]
+    xrfdask convert --p06 SCANDIR [OUT]
     xrfdask demo [--out DIR]
 
 Errors from bad input print one line (``xrfdask: error: …``) and exit with status 1; bad
@@ -86,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("-s", "--chunksize", type=float, metavar="MB", help="dask chunk size in MiB (default: dask's array.chunk-size)")
     ro.add_argument("-m", "--multiprocess", action="store_true", help="run on a local multi-process dask cluster")
 
+    conv = sub.add_parser(
+        "convert",
+        parents=[cluster],
+        help="convert between .GeoPIXE, uniform-layout .h5 and .zarr; beamline files to .h5/.zarr",
+        description="Convert IN to OUT, formats from the extensions (.GeoPIXE, .h5/.hdf5, .zarr). "
+        "With --id15 or --p06 the input is a beamline scan and OUT defaults to xrf_proc's name.",
+    )
+    conv.add_argument("paths", nargs="*", metavar="IN OUT", help="input and output (only OUT with --id15/--p06)")
+    conv.add_argument("--group", default=None, help="layout group to copy between .h5/.zarr (default raw)")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing output (or group)")
+    conv.add_argument("-s", "--chunksize", type=float, metavar="MB", help="dask chunk size in MiB")
+    beam = conv.add_argument_group("beamline input")
+    beam.add_argument("--id15", metavar="FILE", nargs="+", help="ESRF ID15 BLISS file(s)")
+    beam.add_argument("--scan", action="append", metavar="N.1", help="ID15 scan entry (repeat to stitch)")
+    beam.add_argument("--dim", type=int, nargs=2, metavar=("ROWS", "COLS"), help="ID15 scan shape")
+    beam.add_argument("--mot1", default="hry", help="ID15 first motor (default %(default)s)")
+    beam.add_argument("--mot2", default="hrz", help="ID15 second motor (default %(default)s)")
+    beam.add_argument("--p06", metavar="SCANDIR", nargs="+", help="PETRA III P06 scan path(s) without extension")
+    beam.add_argument("--no-sort", action="store_true", help="keep the recorded point order")
+
     demo = sub.add_parser("demo", parents=[cluster], help="run the main job on the embedded example map")
     demo.add_argument("--out", default="xrfdask-demo", metavar="DIR", help="output folder (default %(default)s)")
     return parser
@@ -98,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"info": _cmd_info, "readout": _cmd_readout, "demo": _cmd_demo}[args.command]
+    handler = {"info": _cmd_info, "readout": _cmd_readout, "convert": _cmd_convert, "demo": _cmd_demo}[args.command]
     prog = f"xrfdask {args.command}"
     try:
         with warnings.catch_warnings():
@@ -109,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: {exc} (see {prog} --help)", file=sys.stderr)
         return 2
     except (XrfdaskError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        message = str(exc).replace("pass overwrite=True", "use --overwrite")
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -295,6 +319,84 @@ def _cmd_readout(args) -> int:
             with progress(label="write "):
                 to_geopixe(crop, target, overwrite=True)
             print(f"wrote {target} ({crop.sizes['x']} x {crop.sizes['y']} pixels)")
+    return 0
+
+
+# --- convert ---------------------------------------------------------------------------------
+
+_FORMATS = {".geopixe": "geopixe", ".h5": "h5", ".hdf5": "h5", ".zarr": "zarr"}
+
+
+def file_format(path: str) -> str:
+    """'geopixe', 'h5' or 'zarr' from a path's extension."""
+    suffix = Path(path.rstrip("/")).suffix.lower()
+    if suffix not in _FORMATS:
+        raise UsageError(f"{path}: unknown format {suffix or '(no extension)'}; use .GeoPIXE, .h5 or .zarr")
+    return _FORMATS[suffix]
+
+
+def convert(source, target: str, *, group: str | None = None, overwrite: bool = False, chunks="auto") -> str:
+    """Convert a map (a path, or a raw-map Dataset) to ``target``; the function behind ``xrfdask convert``."""
+    from xrfdask.io.geopixe.reader import open_geopixe
+    from xrfdask.io.geopixe.writer import to_geopixe
+    from xrfdask.io.h5layout import open_h5, open_zarr, to_h5, to_zarr
+
+    if isinstance(source, str | os.PathLike):
+        kind = file_format(os.fspath(source))
+        if kind == "geopixe":
+            if group not in (None, "raw"):
+                raise UsageError("a .GeoPIXE file holds a raw map only: drop --group")
+            ds = open_geopixe(source, chunks=chunks)
+        else:
+            opener = open_h5 if kind == "h5" else open_zarr
+            ds = opener(source, group=group or "raw", chunks=chunks)
+    else:
+        ds = source
+    out_kind = file_format(target)
+    if out_kind == "geopixe":
+        if "spectra" not in ds:
+            raise UsageError(f"{target}: a .GeoPIXE file holds raw maps, not the '{group}' group")
+        return to_geopixe(ds, target, overwrite=overwrite)
+    writer = to_h5 if out_kind == "h5" else to_zarr
+    return writer(ds, target, group=group, overwrite=overwrite)
+
+
+def _cmd_convert(args) -> int:
+    chunks = f"{args.chunksize}MiB" if args.chunksize else "auto"
+    beamline = args.id15 or args.p06
+    if args.id15 and args.p06:
+        raise UsageError("--id15 and --p06 are different beamlines: give one")
+    if beamline:
+        if len(args.paths) > 1:
+            raise UsageError(f"with --id15/--p06 give only OUT, not {len(args.paths)} paths")
+        if args.group not in (None, "raw"):
+            raise UsageError("beamline files convert to the raw group: drop --group")
+    elif len(args.paths) != 2:
+        raise UsageError("give IN and OUT (or --id15/--p06 with OUT)")
+    if args.id15 and (not args.scan or not args.dim):
+        raise UsageError("--id15 needs --scan N.1 and --dim ROWS COLS")
+    with _scheduler(args):
+        from xrfdask.runtime import progress
+
+        if args.id15:
+            from xrfdask.io.beamlines.id15 import convert_id15, id15_output_path
+
+            files = args.id15 if len(args.id15) > 1 else args.id15[0]
+            scans = args.scan if len(args.scan) > 1 else args.scan[0]
+            source = convert_id15(files, scans, tuple(args.dim), mot1_name=args.mot1, mot2_name=args.mot2, sort=not args.no_sort)
+            target = args.paths[0] if args.paths else str(id15_output_path(files, scans))
+        elif args.p06:
+            from xrfdask.io.beamlines.p06 import convert_p06, p06_output_path
+
+            scans = args.p06 if len(args.p06) > 1 else args.p06[0]
+            source = convert_p06(scans, sort=not args.no_sort)
+            target = args.paths[0] if args.paths else str(p06_output_path(scans))
+        else:
+            source, target = args.paths
+        t0 = time.perf_counter()
+        with progress(label="convert "):
+            out = convert(source, target, group=args.group, overwrite=args.overwrite, chunks=chunks)
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -9,8 +9,10 @@ chunk size, whatever the map size.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -45,24 +47,75 @@ def parallelism() -> int:
     return max(1, int(workers or os.cpu_count() or 1))
 
 
+class _TextBar:
+    """A one-line progress bar on stderr for work done in steps (bands written...)."""
+
+    def __init__(self, label: str = "", width: int = 30):
+        self.label, self.width = label, width
+        self.total, self.t0 = 0, time.perf_counter()
+
+    def start(self, total: int) -> None:
+        self.total, self.t0 = max(total, 1), time.perf_counter()
+        self.update(0)
+
+    def update(self, done: int) -> None:
+        filled = int(self.width * done / self.total)
+        elapsed = time.perf_counter() - self.t0
+        bar = "#" * filled + " " * (self.width - filled)
+        end = "\n" if done >= self.total else ""
+        print(f"\r{self.label}[{bar}] {100 * done // self.total:3d}% {done}/{self.total} | {elapsed:.1f} s", end=end, file=sys.stderr, flush=True)
+
+
+_BAR: contextvars.ContextVar[_TextBar | None] = contextvars.ContextVar("xrfdask_progress", default=None)
+
+
+@contextlib.contextmanager
+def _quiet_local_bars():
+    """Hide dask's ProgressBar while a step-wise bar reports instead (one line, not one per step)."""
+    from dask.callbacks import Callback
+    from dask.diagnostics import ProgressBar
+
+    hidden = set()
+    for cb in list(Callback.active):  # each is a tuple of the callback's bound methods
+        owners = {getattr(f, "__self__", None) for f in cb if f is not None}
+        if any(isinstance(owner, ProgressBar) for owner in owners):
+            hidden.add(cb)
+    Callback.active.difference_update(hidden)
+    try:
+        yield
+    finally:
+        Callback.active.update(hidden)
+
+
 def iter_computed(tasks: Sequence[Any], *, window: int | None = None) -> Iterator[Any]:
     """Compute dask collections one by one, yielding results in order with bounded look-ahead.
 
     At most ``window`` tasks are computing or waiting to be consumed at once, so a writer that
-    consumes results sequentially holds at most ``window`` blocks in memory.
+    consumes results sequentially holds at most ``window`` blocks in memory. Inside
+    :func:`progress`, a one-line bar counts the steps.
 
     Parameters
     ----------
-    tasks : sequence of dask collections (Delayed, Array...)
+    tasks : sequence of dask collections (Delayed, Array, or lists of them)
     window : int, optional
-        Look-ahead; default: the scheduler's parallelism (at least 2 on distributed, so the
+        Look-ahead; default: the scheduler's parallelism (plus one on distributed, so the
         transfer of one result overlaps the computation of the next).
     """
     client = current_client()
     window = window or parallelism() + (1 if client is not None else 0)
+    bar = _BAR.get()
+    if bar is not None:
+        bar.start(len(tasks))
+    done = 0
     if client is None:
         for i in range(0, len(tasks), window):
-            yield from dask.compute(*tasks[i : i + window])
+            with _quiet_local_bars() if bar is not None else contextlib.nullcontext():
+                results = dask.compute(*tasks[i : i + window])
+            for result in results:
+                done += 1
+                if bar is not None:
+                    bar.update(done)
+                yield result
         return
     pending: deque = deque()
     todo = iter(tasks)
@@ -72,11 +125,13 @@ def iter_computed(tasks: Sequence[Any], *, window: int | None = None) -> Iterato
             break
     while pending:
         future = pending.popleft()
-        result = future.result()
-        future.release()
+        result = [f.result() for f in future] if isinstance(future, list) else future.result()
         nxt = next(todo, None)
         if nxt is not None:
             pending.append(client.compute(nxt))
+        done += 1
+        if bar is not None:
+            bar.update(done)
         yield result
 
 
@@ -140,19 +195,25 @@ def connect(
 
 @contextlib.contextmanager
 def progress(enabled: bool = True, *, label: str = ""):
-    """Show a text progress bar for graphs computed inside the block (local schedulers).
+    """Report progress of the graphs computed inside the block, on stderr.
 
-    On a distributed cluster the dashboard shows progress; a one-line pointer to it is printed.
+    Local schedulers: dask's text ``ProgressBar`` for whole computations, and a one-line bar for
+    step-wise writers (:func:`iter_computed`). On a distributed cluster the dashboard link is printed
+    and the step-wise bar still counts bands.
     """
     if not enabled:
         yield
         return
-    client = current_client()
-    if client is not None:
-        print(f"{label}dashboard: {client.dashboard_link}", file=sys.stderr)
-        yield
-        return
-    from dask.diagnostics import ProgressBar
+    token = _BAR.set(_TextBar(label))
+    try:
+        client = current_client()
+        if client is not None:
+            print(f"{label}dashboard: {client.dashboard_link}", file=sys.stderr)
+            yield
+            return
+        from dask.diagnostics import ProgressBar
 
-    with ProgressBar(out=sys.stderr, minimum=1.0):
-        yield
+        with ProgressBar(out=sys.stderr, minimum=1.0):
+            yield
+    finally:
+        _BAR.reset(token)
