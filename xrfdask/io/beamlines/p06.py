@@ -50,6 +50,7 @@ _ENCODER_ALIASES = {"scanz": "scanw", "scany": "scanu", "scanx": "scanv"}
 _ADC_PER_FILE = ("value1", "value2", "exposuretime")
 _ADC_SINGLE = ("Value1", "Value2", "ExposureTime")
 _ADC_VARS = ("I0", "I1", "acquisition_time")
+_Motor = tuple[str, np.ndarray, str]  # name, positions, where they come from (for errors)
 
 
 def convert_p06(
@@ -116,7 +117,9 @@ def convert_p06(
     detectors = [_parse_channels(ch0, "ch0")]
     if ch1 is not None:
         detectors.append(_parse_channels(ch1, "ch1"))
-    maps = [_scan_map(_read_scan(base, detectors), readas1d) for base in scans]
+    maps = []
+    for base in scans:  # a plain loop: the padding warning's stacklevel points at the caller
+        maps.append(_scan_map(_read_scan(base, detectors), readas1d))
     ds = _merge(maps)
     time_triggered = bool(ds.attrs["time_triggered"])
     if sort and not time_triggered:
@@ -196,7 +199,7 @@ class _Points:
     icr: list[np.ndarray]
     ocr: list[np.ndarray]
     counters: dict[str, np.ndarray] = field(default_factory=dict)
-    motors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    motors: dict[str, _Motor] = field(default_factory=dict)
 
 
 def _read_scan(base: Path, detectors: list[list[tuple[str, list[str]]]]) -> _Points:
@@ -216,6 +219,8 @@ def _read_scan(base: Path, detectors: list[list[tuple[str, list[str]]]]) -> _Poi
             icr.append(i)
             ocr.append(o)
         n = spectra[0].shape[0]
+        if n == 0:
+            raise FormatError(f"{base / detectors[0][0][0]}: the histograms hold no points")
         for k, s in enumerate(spectra[1:], start=1):
             if s.shape != spectra[0].shape:
                 raise FormatError(
@@ -394,14 +399,14 @@ class _Encoders:
     values: dict[int, np.ndarray]
     names: dict[int, str]
 
-    def named(self, name: str) -> tuple[str, np.ndarray] | None:
-        for k, n in self.names.items():
-            if n == name:
-                return n, self.values[k]
-        return None
+    def _motor(self, k: int) -> _Motor:
+        return self.names[k], self.values[k], f"{self.folder}: 'entry/data/encoder_{k}' (points with counter == 1)"
 
-    def index(self, k: int) -> tuple[str, np.ndarray] | None:
-        return (self.names[k], self.values[k]) if k in self.values else None
+    def named(self, name: str) -> _Motor | None:
+        return next((self._motor(k) for k, n in self.names.items() if n == name), None)
+
+    def index(self, k: int) -> _Motor | None:
+        return self._motor(k) if k in self.values else None
 
 
 def _read_pilc(base: Path) -> _Encoders | None:
@@ -419,8 +424,8 @@ def _read_pilc(base: Path) -> _Encoders | None:
             if not h5.has("entry/data/counter"):
                 raise FormatError(f"{path}: dataset 'entry/data/counter' is missing")
             keep = np.asarray(h5.read("entry/data/counter")).reshape(-1) == 1
-            present = [k for k in range(10) if h5.has(f"entry/data/encoder_{k}")]
             if i == 0:
+                present = [k for k in range(10) if h5.has(f"entry/data/encoder_{k}")]
                 names = {k: str(h5.attrs(f"entry/data/encoder_{k}").get("Name", f"encoder_{k}")) for k in present}
                 values = {k: [] for k in present}
             for k in values:
@@ -434,7 +439,7 @@ def _read_pilc(base: Path) -> _Encoders | None:
     return _Encoders(files[0].parent, {k: np.concatenate(v) for k, v in values.items()}, names)
 
 
-def _read_logbook(base: Path) -> dict[str, Any] | None:
+def _read_logbook(base: Path) -> tuple[Path, dict[str, Any]] | None:
     """This scan's entry of ``<bt>/scan_logbook.txt`` (one dict literal per line), if any.
 
     Lines are parsed with :func:`ast.literal_eval`: anything but literals (a call, a name) is
@@ -457,37 +462,40 @@ def _read_logbook(base: Path) -> dict[str, Any] | None:
             scan = entry.get("scan") if isinstance(entry, dict) else None
             if isinstance(scan, dict) and scan.get("scan_prefix") == base.name:
                 found = entry
-    return found
+    return (logbook, found) if found is not None else None
 
 
-def _virtual_motor(entry: dict[str, Any] | None, axis: str, name: str, encoders: _Encoders) -> tuple[str, np.ndarray] | None:
+def _virtual_motor(logbook: tuple[Path, dict[str, Any]] | None, axis: str, name: str, encoders: _Encoders) -> _Motor | None:
     """``sum_k c_k (enc_k - pivot_k) + pivot_0`` of the logbook's virtual motor of ``axis``."""
-    if entry is None:
+    if logbook is None:
         return None
+    path, entry = logbook
     try:
         config = entry["axes"][axis]["virtual_motor_config"]
         pivots = [float(p) for p in config["pivot_points"]]
         members = [(str(m), float(v["contribution"])) for m, v in config["real_members"].items()]
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    if not members or len(pivots) < len(members):
+    real = [encoders.named(m) for m, _ in members]
+    if not members or len(pivots) < len(members) or any(r is None for r in real):
         return None
-    position = np.full_like(next(iter(encoders.values.values()), np.zeros(0)), pivots[0])
-    for (member, contribution), pivot in zip(members, pivots, strict=False):
-        enc = encoders.named(member)
-        if enc is None or enc[1].shape != position.shape:
-            return None
-        position = position + contribution * (enc[1] - pivot)
-    return name, position
+    if len({r[1].shape for r in real}) > 1:
+        return None
+    position = np.full(real[0][1].shape, pivots[0])
+    for (_, contribution), pivot, (_, values, _) in zip(members, pivots, real, strict=False):
+        position = position + contribution * (values - pivot)
+    return name, position, f"{path}: virtual motor '{name}' of {encoders.folder}"
 
 
-def _scan_data(h5: H5Reader, name: str) -> tuple[str, np.ndarray] | None:
+def _scan_data(h5: H5Reader, name: str) -> _Motor | None:
     p = f"scan/data/{name}"
-    return (name, np.asarray(h5.read(p), dtype=np.float64).reshape(-1)) if h5.has(p) else None
+    if not name or not h5.has(p):
+        return None
+    return name, np.asarray(h5.read(p), dtype=np.float64).reshape(-1), f"{h5.path}: dataset '{p}'"
 
 
-def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[str, tuple[str, np.ndarray]]:
-    """mot1 and mot2 (name, positions) by the precedence of spec 9.2."""
+def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[str, _Motor]:
+    """mot1 and mot2 (name, positions, source) by the precedence of spec 9.2."""
     kind = tokens[0]
     step1d = kind in ("ascan", "dscan")
     two_motors = len(tokens) > 6 and not step1d
@@ -495,40 +503,42 @@ def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[st
     tok5 = tokens[5] if two_motors else ""
     encoders = _read_pilc(base)
     if encoders is None:
-        # Positions recorded by the scan itself (step scans, or continuous scans without PiLC).
+        # Positions recorded by the scan itself (step scans, or continuous scans without PiLC);
+        # a 1-D command has one motor, used for both.
         wanted = ("timestamp", "timestamp") if kind == "timescan" else (tok1, tok5 if two_motors else tok1)
         out = {}
         for var, name in zip(("mot1", "mot2"), wanted, strict=True):
-            found = _scan_data(h5, name)
-            if found is None:
+            out[var] = _scan_data(h5, name)
+            if out[var] is None:
                 raise FormatError(f"{h5.path}: dataset 'scan/data/{name}' is missing (motor {var} of '{' '.join(tokens)}')")
-            out[var] = found
-        where = {var: f"{h5.path}: dataset 'scan/data/{name}'" for var, (name, _) in out.items()}
     else:
         logbook = _read_logbook(base)
 
-        def chain(token: str, axis: str, k: int, use_token: bool):
-            yield encoders.named(token) if use_token else None
-            yield _virtual_motor(logbook, axis, token, encoders) if use_token else None
-            yield encoders.index(k) if kind == "timescan" else None
-            yield _scan_data(h5, token) if use_token and token else None
-            alias = _ENCODER_ALIASES.get(token)
-            yield encoders.named(alias) if use_token and alias else None
+        def candidates(token: str, axis: str, k: int):
+            # Encoder of that name, logbook virtual motor, (timescans) encoder k, the main
+            # file's positions, the encoder of the stage's other name, encoder k.
+            if token:
+                yield encoders.named(token)
+                yield _virtual_motor(logbook, axis, token, encoders)
+            if kind == "timescan":
+                yield encoders.index(k)
+            if token:
+                yield _scan_data(h5, token)
+                if token in _ENCODER_ALIASES:
+                    yield encoders.named(_ENCODER_ALIASES[token])
             yield encoders.index(k)
 
-        mot1 = next((c for c in chain(tok1, "axis0", 0, True) if c is not None), None)
+        mot1 = next((c for c in candidates(tok1, "axis0", 0) if c is not None), None)
         if mot1 is None:
-            raise FormatError(f"{encoders.folder}: no encoder for motor '{tok1}' (and no 'entry/data/encoder_0')")
-        if step1d:
-            mot2 = mot1
-        else:
-            same = (c for c in chain(tok5, "axis1", 1, two_motors) if c is not None and c[1].shape == mot1[1].shape)
+            raise FormatError(f"{encoders.folder}: no encoder for motor '{tok1}' and no 'entry/data/encoder_0'")
+        mot2 = mot1
+        if not step1d:
+            same = (c for c in candidates(tok5, "axis1", 1) if c is not None and c[1].shape == mot1[1].shape)
             mot2 = next(same, mot1)  # a 1-D scan without a second encoder: mot2 follows mot1
         out = {"mot1": mot1, "mot2": mot2}
-        where = {var: f"{encoders.folder}: motor '{name}' (PiLC encoders with counter == 1)" for var, (name, _) in out.items()}
-    for var, (_, values) in out.items():
+    for name, values, where in out.values():
         if values.shape[0] != n:
-            raise FormatError(f"{where[var]} has {values.shape[0]} points, the scan has {n} spectra")
+            raise FormatError(f"{where} has {values.shape[0]} points for motor '{name}', the scan has {n} spectra")
     return out
 
 
@@ -582,7 +592,7 @@ def _scan_map(points: _Points, readas1d: bool) -> xr.Dataset:
                 f"'{' '.join(points.tokens)}' (scan stopped?); spectra and counters padded with zeros "
                 "('present' is False there), motors extrapolated from the recorded positions",
                 XrfdaskWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
 
         def to_map(a):
@@ -594,13 +604,13 @@ def _scan_map(points: _Points, readas1d: bool) -> xr.Dataset:
     for name, values in per_point.items():
         data_vars[name] = (MAP_DIMS, to_map(values), with_attrs(name))
     recorded = np.asarray(to_map(pixel["present"][:, 0]))
-    for var, (name, values) in points.motors.items():
+    for var, (name, values, _) in points.motors.items():
         motor = np.asarray(to_map(values), dtype=np.float64)
         if not recorded.all():
             motor = _extrapolate(motor, recorded)
         data_vars[var] = (MAP_DIMS, motor, {"Name": name})
     coords = {"detector": [f"channel{k:02d}" for k in range(ndet)], "channel": np.arange(spectra.shape[-1])}
-    attrs = {"cmd": " ".join(points.tokens), "time_triggered": bool(time_triggered)}
+    attrs = {"cmd": " ".join(points.tokens), "source_path": str(points.base), "time_triggered": bool(time_triggered)}
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -618,17 +628,12 @@ def _merge(maps: list[xr.Dataset]) -> xr.Dataset:
         for d in (across, "channel"):
             if m.sizes[d] != first.sizes[d]:
                 raise FormatError(
-                    f"merging P06 scans along {dim}: '{m.attrs['cmd']}' has {m.sizes[d]} along {d}, "
-                    f"'{first.attrs['cmd']}' has {first.sizes[d]}"
+                    f"merging P06 scans along {dim}: {m.attrs['source_path']} has {m.sizes[d]} along {d}, "
+                    f"{first.attrs['source_path']} has {first.sizes[d]}"
                 )
-        if list(m["detector"].values) != list(first["detector"].values):  # eager-ok: labels
-            raise FormatError("merging P06 scans: the detectors differ")
         if set(m.data_vars) != set(first.data_vars):
             raise FormatError(
-                f"merging P06 scans: '{m.attrs['cmd']}' has variables {sorted(m.data_vars)}, "
-                f"'{first.attrs['cmd']}' has {sorted(first.data_vars)}"
+                f"merging P06 scans: {m.attrs['source_path']} has variables {sorted(m.data_vars)}, "
+                f"{first.attrs['source_path']} has {sorted(first.data_vars)}"
             )
-    out = xr.concat(maps, dim=dim, data_vars="all", coords="minimal", compat="override", join="override", combine_attrs="override")
-    out["mot1"].attrs = dict(first["mot1"].attrs)
-    out["mot2"].attrs = dict(first["mot2"].attrs)
-    return out
+    return xr.concat(maps, dim=dim, data_vars="all", coords="minimal", compat="override", join="override", combine_attrs="override")

@@ -39,14 +39,14 @@ def open_h5_file(path: str, mode: str = "r") -> Iterator[h5py.File]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except OSError as exc:
-        text = str(exc)
-        if "lock" in text.lower():
+        text = str(exc).lower()
+        if "unable to lock file" in text:
             raise FileLockedError(
                 f"{path}: the file is open for writing by another program (HDF5 file lock); "
                 "close it there and try again"
             ) from None
-        if "signature" in text.lower() or "truncated" in text.lower() or "superblock" in text.lower():
-            raise FormatError(f"{path}: not a readable HDF5 file ({text.splitlines()[0]})") from None
+        if any(word in text for word in ("signature", "truncated", "superblock", "bad object header")):
+            raise FormatError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
         raise
     try:
         yield f
@@ -162,6 +162,10 @@ class H5Reader:
     def dtype(self, path: str) -> np.dtype:
         return self._dataset(path).dtype
 
+    def stored_chunks(self, path: str) -> tuple[int, ...] | None:
+        """The dataset's own HDF5 chunk shape (None if contiguous)."""
+        return self._dataset(path).chunks
+
     def attrs(self, path: str = "/") -> dict[str, Any]:
         return {k: decode_text(v) for k, v in self._f[path].attrs.items()}
 
@@ -235,6 +239,9 @@ class ZarrReader:
 
     def dtype(self, path: str) -> np.dtype:
         return self._array(path).dtype
+
+    def stored_chunks(self, path: str) -> tuple[int, ...] | None:
+        return tuple(self._array(path).chunks)
 
     def attrs(self, path: str = "/") -> dict[str, Any]:
         node = self._node(path)

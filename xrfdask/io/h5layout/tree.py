@@ -279,7 +279,10 @@ def _band_rows(reader, p: str, shape, budget, ndet: int) -> int:
     from xrfdask.io.h5layout.stores import band_chunks
 
     itemsize = reader.dtype(p).itemsize * ndet  # a block holds every detector
-    chunks = band_chunks(shape, itemsize, 0, None, budget)
+    stored = reader.stored_chunks(p)
+    if stored is not None and len(stored) < len(shape):  # 1-D scan stored without its row axis
+        stored = (1, *stored)
+    chunks = band_chunks(shape, itemsize, 0, stored, budget)
     return chunks[0][0]
 
 
@@ -409,7 +412,7 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     channels = [k for k in reader.keys(group) if k.startswith("channel") and reader.is_group(f"{group}/{k}")]
     if not channels:
         raise FormatError(f"{path}: group '{group}' holds no channelXX group")
-    shape = _result_map_shape(reader, group, channels)
+    shape = _result_map_shape(reader, group, channels, sch)
     per_channel = [_read_channel(reader, f"{group}/{c}", sch, shape, chunks) for c in channels]
     lines = _union([list(p.coords["line"].values) for p in per_channel if "line" in p.coords])
     if lines:
@@ -456,16 +459,19 @@ def _union(lists: list[list[str]]) -> list[str]:
     return out
 
 
-def _result_map_shape(reader, group: str, channels: list[str]) -> tuple[int, int] | None:
+def _result_map_shape(reader, group: str, channels: list[str], sch) -> tuple[int, int] | None:
+    """Rows x columns of a result group's maps (from its first stored map dataset)."""
     for c in channels:
-        for name, ndim in (("ims", 3), ("ratio_exp", 2), ("rhot", 2)):
-            p = f"{group}/{c}/{name}"
-            if reader.has(p) and not reader.is_group(p):
-                shape = reader.shape(p)
-                if len(shape) == ndim:
-                    return tuple(shape[-2:])
-                if len(shape) == ndim - 1:  # 1-D scan: one row
-                    return (1, shape[-1])
+        for f in sch.fields:
+            p = f"{group}/{c}/{f.path}"
+            if "y" not in f.dims or not reader.has(p) or reader.is_group(p):
+                continue
+            shape = reader.shape(p)
+            y_axis = f.dims.index("y")
+            if len(shape) == len(f.dims):
+                return tuple(shape[y_axis : y_axis + 2])
+            if len(shape) == len(f.dims) - 1:  # 1-D scan: one row
+                return (1, shape[y_axis])
     return None
 
 
