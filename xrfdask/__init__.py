@@ -13,8 +13,11 @@ import importlib
 from typing import Any
 
 from xrfdask.errors import ConfigError, FormatError, TruncatedMapWarning, XrfdaskError, XrfdaskWarning
+from xrfdask.io.beamlines.id15 import convert_id15
+from xrfdask.io.beamlines.p06 import convert_p06
 from xrfdask.io.geopixe import index_geopixe, open_geopixe
 from xrfdask.io.geopixe.writer import to_geopixe
+from xrfdask.io.h5layout import FileLockedError, open_h5, open_zarr, to_h5, to_zarr
 from xrfdask.io.npy import to_npy
 from xrfdask.runtime import connect
 
@@ -22,18 +25,25 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "FileLockedError",
     "FormatError",
     "TruncatedMapWarning",
     "XrfdaskError",
     "XrfdaskWarning",
     "__version__",
     "connect",
+    "convert_id15",
+    "convert_p06",
     "datasets",
     "index_geopixe",
     "open_geopixe",
+    "open_h5",
+    "open_zarr",
     "testing",
     "to_geopixe",
+    "to_h5",
     "to_npy",
+    "to_zarr",
 ]
 
 _LAZY_MODULES = {"datasets", "testing"}  # imported on first use (xraylib, subprocess helpers)

@@ -101,12 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--overwrite", action="store_true", help="replace an existing output (or group)")
     conv.add_argument("-s", "--chunksize", type=float, metavar="MB", help="dask chunk size in MiB")
     beam = conv.add_argument_group("beamline input")
-    beam.add_argument("--id15", metavar="FILE", nargs="+", help="ESRF ID15 BLISS file(s)")
+    beam.add_argument("--id15", metavar="FILE", action="append", help="ESRF ID15 BLISS file (repeat with one --scan each to stitch across files)")
     beam.add_argument("--scan", action="append", metavar="N.1", help="ID15 scan entry (repeat to stitch)")
     beam.add_argument("--dim", type=int, nargs=2, metavar=("ROWS", "COLS"), help="ID15 scan shape")
     beam.add_argument("--mot1", default="hry", help="ID15 first motor (default %(default)s)")
     beam.add_argument("--mot2", default="hrz", help="ID15 second motor (default %(default)s)")
-    beam.add_argument("--p06", metavar="SCANDIR", nargs="+", help="PETRA III P06 scan path(s) without extension")
+    beam.add_argument("--p06", metavar="SCANDIR", action="append", help="PETRA III P06 scan path without extension (repeat to merge)")
     beam.add_argument("--no-sort", action="store_true", help="keep the recorded point order")
 
     demo = sub.add_parser("demo", parents=[cluster], help="run the main job on the embedded example map")
@@ -304,12 +304,12 @@ def _cmd_readout(args) -> int:
             print(f"decoded spectra: {int(total.sum()):,} counts -> {data_dir / 'pxstats_sum.npy'}")
         if args.export:
             from xrfdask.io.npy import to_npy
-            from xrfdask.io.zarrstore import to_zarr
+            from xrfdask.io.zarrstore import dataset_to_zarr
 
             with progress(label="npy "):
                 to_npy(ds.spectra, data_dir / "dataset.npy", overwrite=True)
             with progress(label="zarr "):
-                to_zarr(ds, data_dir / "dataset.zarr", overwrite=True)
+                dataset_to_zarr(ds, data_dir / "dataset.zarr", overwrite=True)
             print(f"exported {data_dir / 'dataset.npy'} and {data_dir / 'dataset.zarr'}")
         if args.write:
             from xrfdask.io.geopixe.writer import to_geopixe
@@ -407,7 +407,7 @@ def _cmd_demo(args) -> int:
     from xrfdask import datasets
     from xrfdask.io.geopixe.index import build_index
     from xrfdask.io.geopixe.reader import open_geopixe
-    from xrfdask.io.zarrstore import to_zarr
+    from xrfdask.io.h5layout import to_zarr
     from xrfdask.runtime import progress
 
     out = Path(args.out)

@@ -1,4 +1,4 @@
-"""Write raw maps and results to zarr stores, in parallel by chunk, atomically."""
+"""Write a Dataset as it is to a zarr store (one group), in parallel by chunk, atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import xarray as xr
 
 from xrfdask.io.atomic import atomic_output
 
-__all__ = ["to_zarr", "zarr_safe_attrs"]
+__all__ = ["dataset_to_zarr", "zarr_safe_attrs"]
 
 
 def zarr_safe_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -25,8 +25,10 @@ def _to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def to_zarr(ds: xr.Dataset, store: str | os.PathLike, *, overwrite: bool = False) -> str:
-    """Write a Dataset to a zarr store directory.
+def dataset_to_zarr(ds: xr.Dataset, store: str | os.PathLike, *, overwrite: bool = False) -> str:
+    """Write a Dataset as it is (one group, xarray conventions) to a zarr store directory.
+
+    For the uniform layout (``raw/channelXX/...``) use :func:`xrfdask.to_zarr`.
 
     Chunks are written by the dask workers in parallel (zarr chunks follow the dask chunks), into a
     temporary directory that replaces ``store`` only when complete.
