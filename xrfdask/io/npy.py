@@ -43,7 +43,7 @@ def to_npy(array: xr.DataArray | da.Array, path: str | os.PathLike, *, overwrite
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_2_0(f, header)
         expected = f.tell() + data.nbytes
-        for block in iter_computed(list(data.to_delayed().ravel())):
+        for block in iter_computed(list(data.to_delayed(optimize_graph=False).ravel())):
             f.write(np.ascontiguousarray(block, dtype=data.dtype).data)
         if f.tell() != expected:
             raise RuntimeError(f"{path}: wrote {f.tell()} bytes, expected {expected}")

@@ -219,8 +219,8 @@ def _encode_tasks(spectra: da.Array, deadtime: da.Array, emit: np.ndarray, chann
     """One delayed ``geopixe-encode`` task per band of whole rows."""
     spectra = spectra.rechunk({1: -1, 2: -1, 3: -1})
     deadtime = deadtime.rechunk((spectra.chunks[0], -1, -1))
-    s_blocks = spectra.to_delayed().ravel()
-    d_blocks = deadtime.to_delayed().ravel()
+    s_blocks = spectra.to_delayed(optimize_graph=False).ravel()
+    d_blocks = deadtime.to_delayed(optimize_graph=False).ravel()
     encode = dask.delayed(encode_band, pure=True)
     tasks = []
     y0 = 0

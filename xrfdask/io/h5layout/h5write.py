@@ -201,7 +201,7 @@ def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> Non
         options = {"compression": "gzip", "compression_opts": GZIP_LEVEL, "chunks": chunk} if compress else {}
         dset = f.create_dataset(node.path, shape=value.shape, dtype=value.dtype, **options)
         dset.attrs.update(node.attrs)
-        plans.append((node, value.to_delayed().reshape(-1), y_axis, chunk))
+        plans.append((node, value.to_delayed(optimize_graph=False).reshape(-1), y_axis, chunk))
     sources = {node.path: blocks for node, blocks, _y_axis, _chunk in plans}
     totals: dict[str, np.ndarray | None] = {n.path: None for n in reduced}
     tasks = []
