@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 from xrfdask.errors import ConfigError, FormatError, TruncatedMapWarning, XrfdaskError, XrfdaskWarning
+from xrfdask.fit import fit, make_fit_config
 from xrfdask.io.beamlines.id15 import convert_id15
 from xrfdask.io.beamlines.p06 import convert_p06
 from xrfdask.io.geopixe import index_geopixe, open_geopixe
@@ -35,9 +36,11 @@ __all__ = [
     "convert_id15",
     "convert_p06",
     "datasets",
+    "fit",
     "index_geopixe",
     "open_geopixe",
     "open_h5",
+    "make_fit_config",
     "open_zarr",
     "testing",
     "to_geopixe",

@@ -5,6 +5,8 @@
     xrfdask convert IN OUT [--group G] [--overwrite]
     xrfdask convert --id15 FILE --scan 1.1 --dim ROWS COLS [OUT]
     xrfdask convert --p06 SCANDIR [OUT]
+    xrfdask fit FILE [--config CFG] [--elements Fe Cu ...] [--method linear|pymca|full]
+                [--detector N|sum] -o OUT.h5|OUT.zarr
     xrfdask demo [--out DIR]
 
 Errors from bad input print one line (``xrfdask: error: …``) and exit with status 1; bad
@@ -109,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
     beam.add_argument("--p06", metavar="SCANDIR", action="append", help="PETRA III P06 scan path without extension (repeat to merge)")
     beam.add_argument("--no-sort", action="store_true", help="keep the recorded point order")
 
+    fitp = sub.add_parser(
+        "fit",
+        parents=[cluster],
+        help="fit the spectra of a map: peak-area maps into the fit/ group of an .h5 or .zarr",
+        description="Fit every spectrum of FILE (.GeoPIXE, uniform-layout .h5 or .zarr) with a PyMca "
+        "configuration (--config) or one built from an element list (--elements), and write the "
+        "peak areas to OUT's fit/ group (added beside raw/ when OUT exists).",
+    )
+    fitp.add_argument("file", metavar="FILE", help="the map")
+    fitp.add_argument("--config", metavar="CFG", help="PyMca .cfg file")
+    fitp.add_argument("--elements", nargs="+", metavar="EL", help="elements to fit (builds a configuration; with --config, replaces its peaks)")
+    fitp.add_argument("--method", choices=("linear", "pymca", "full"), default="linear", help="default %(default)s")
+    fitp.add_argument("--detector", default=None, help="a detector number or label, or 'sum' (default: every detector)")
+    fitp.add_argument("--excitation", type=float, metavar="KEV", help="excitation energy (needed for h5 maps without a tube)")
+    fitp.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.h5 or OUT.zarr")
+    fitp.add_argument("--png", metavar="FILE.png", help="also draw the element maps")
+    fitp.add_argument("--overwrite", action="store_true", help="replace an existing fit group")
+    fitp.add_argument("-s", "--chunksize", type=float, metavar="MB", help="dask chunk size in MiB")
+
     demo = sub.add_parser("demo", parents=[cluster], help="run the main job on the embedded example map")
     demo.add_argument("--out", default="xrfdask-demo", metavar="DIR", help="output folder (default %(default)s)")
     return parser
@@ -121,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"info": _cmd_info, "readout": _cmd_readout, "convert": _cmd_convert, "demo": _cmd_demo}[args.command]
+    handler = {"info": _cmd_info, "readout": _cmd_readout, "convert": _cmd_convert, "fit": _cmd_fit, "demo": _cmd_demo}[args.command]
     prog = f"xrfdask {args.command}"
     try:
         with warnings.catch_warnings():
@@ -400,14 +421,72 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+# --- fit -------------------------------------------------------------------------------------
+
+
+def open_map(path: str, chunks="auto"):
+    """A raw map from a .GeoPIXE, .h5 or .zarr path (format from the extension)."""
+    from xrfdask.io.geopixe.reader import open_geopixe
+    from xrfdask.io.h5layout import open_h5, open_zarr
+
+    kind = file_format(path)
+    if kind == "geopixe":
+        return open_geopixe(path, chunks=chunks)
+    return (open_h5 if kind == "h5" else open_zarr)(path, chunks=chunks)
+
+
+def _cmd_fit(args) -> int:
+    if not args.config and not args.elements:
+        raise UsageError("give --config CFG or --elements EL ... (or both)")
+    out_kind = file_format(args.output)
+    if out_kind == "geopixe":
+        raise UsageError(f"{args.output}: fit results go to an .h5 or .zarr file")
+    detector = args.detector
+    if detector is not None and detector != "sum" and detector.lstrip("-").isdigit():
+        detector = int(detector)
+    chunks = f"{args.chunksize}MiB" if args.chunksize else "auto"
+    from xrfdask.fit import fit, make_fit_config
+    from xrfdask.fit.config import load_config
+    from xrfdask.io.h5layout import to_h5, to_zarr
+    from xrfdask.runtime import progress
+
+    with _scheduler(args):
+        ds = open_map(args.file, chunks=chunks)
+        if args.elements:
+            overrides = {}
+            if args.config:
+                base = load_config(args.config)
+                overrides = {k: v for k, v in base.items() if k != "peaks"}
+            config = make_fit_config(ds, args.elements, excitation_energy=args.excitation, **overrides)
+        else:
+            config = args.config
+        t0 = time.perf_counter()
+        with progress(label="fit "):
+            result = fit(ds, config, method=args.method, detector=detector)
+            writer = to_h5 if out_kind == "h5" else to_zarr
+            writer(result, args.output, group="fit", overwrite=args.overwrite)
+        seconds = time.perf_counter() - t0
+        npx = ds.sizes["y"] * ds.sizes["x"] * result.sizes["detector"]
+        print(f"fitted {npx:,} spectra ({', '.join(map(str, result.line.values))}) in {seconds:.1f} s -> {args.output} (fit/)")
+        if args.png:
+            from xrfdask.plot import element_maps
+            from xrfdask.io.h5layout import open_h5, open_zarr
+
+            stored = (open_h5 if out_kind == "h5" else open_zarr)(args.output, group="fit")
+            print(f"element maps -> {element_maps(stored, args.png)}")
+    return 0
+
+
 # --- demo ------------------------------------------------------------------------------------
 
 
 def _cmd_demo(args) -> int:
     from xrfdask import datasets
+    from xrfdask.fit import fit, make_fit_config
     from xrfdask.io.geopixe.index import build_index
     from xrfdask.io.geopixe.reader import open_geopixe
     from xrfdask.io.h5layout import to_zarr
+    from xrfdask.plot import element_maps
     from xrfdask.runtime import progress
 
     out = Path(args.out)
@@ -420,7 +499,17 @@ def _cmd_demo(args) -> int:
         store = out / "example.zarr"
         with progress(label="zarr "):
             to_zarr(ds, store, overwrite=True)
-    print(f"exported {store}")
+        print(f"exported {store}")
+        config = make_fit_config(ds, list(datasets.ELEMENTS))
+        t0 = time.perf_counter()
+        with progress(label="fit "):
+            result = fit(ds, config, method="linear")
+            to_zarr(result, store, group="fit", overwrite=True)
+        print(f"fitted {ds.sizes['y'] * ds.sizes['x'] * ds.sizes['detector']:,} spectra in {time.perf_counter() - t0:.1f} s -> {store}/fit")
+        from xrfdask.io.h5layout import open_zarr
+
+        png = element_maps(open_zarr(store, group="fit"), out / "element_maps.png")
+    print(f"element maps -> {png}")
     return 0
 
 

@@ -87,6 +87,56 @@ def _quiet_local_bars():
         Callback.active.update(hidden)
 
 
+GLOBAL_PREFIX = "xrf-global-"  # tasks every block of a result depends on (e.g. the map's refit)
+
+
+def materialize_globals(tasks: Sequence[Any]) -> list[Any]:
+    """Compute the whole-map steps of the graphs once, and put their values in the graphs.
+
+    A writer that computes a result band by band would otherwise recompute, for every band, any
+    task that all bands depend on (such as the refit decided from the whole map, ``xrf-global-…``).
+    Those tasks are computed first, in one computation (which keeps only their small inputs), and
+    substituted; the bands are then independent.
+    """
+    from dask.base import is_dask_collection
+    from dask.utils import key_split
+    flat = [t for item in tasks for t in (item if isinstance(item, list | tuple) else [item])]
+    graph: dict = {}
+    for t in flat:
+        if is_dask_collection(t):
+            graph.update(t.__dask_graph__())
+    keys = [k for k in graph if key_split(k).startswith(GLOBAL_PREFIX)]
+    if not keys:
+        return list(tasks)
+    from dask.delayed import Delayed
+
+    values = dask.compute(*[Delayed(k, graph) for k in keys])
+    known = dict(zip(keys, values, strict=True))
+    return [_substitute(item, known) for item in tasks]
+
+
+def _substitute(item: Any, known: dict) -> Any:
+    from dask.delayed import Delayed
+
+    if isinstance(item, list | tuple):
+        return type(item)(_substitute(i, known) for i in item)
+    if isinstance(item, Delayed):
+        dsk = dict(item.__dask_graph__())
+        if not any(k in dsk for k in known):
+            return item
+        dsk.update({k: v for k, v in known.items() if k in dsk})
+        return Delayed(item.key, dsk)
+    if hasattr(item, "__dask_graph__") and hasattr(item, "chunks"):  # a dask array
+        dsk = dict(item.__dask_graph__())
+        if not any(k in dsk for k in known):
+            return item
+        dsk.update({k: v for k, v in known.items() if k in dsk})
+        import dask.array as da
+
+        return da.Array(dsk, item.name, item.chunks, meta=item._meta)
+    return item
+
+
 def iter_computed(tasks: Sequence[Any], *, window: int | None = None) -> Iterator[Any]:
     """Compute dask collections one by one, yielding results in order with bounded look-ahead.
 
@@ -101,6 +151,7 @@ def iter_computed(tasks: Sequence[Any], *, window: int | None = None) -> Iterato
         Look-ahead; default: the scheduler's parallelism (plus one on distributed, so the
         transfer of one result overlaps the computation of the next).
     """
+    tasks = materialize_globals(tasks)
     client = current_client()
     window = window or parallelism() + (1 if client is not None else 0)
     bar = _BAR.get()

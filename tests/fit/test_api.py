@@ -1,0 +1,233 @@
+"""xd.fit on the example map: chunk invariance, equality with PyMca run the old way, truth."""
+
+import copy
+
+import dask
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
+from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
+
+import xrfdask as xd
+from xrfdask import ConfigError
+from xrfdask.datasets import ELEMENTS, example_truth
+from xrfdask.io.h5layout import open_h5, to_h5
+
+MAJORS = ["Ca K", "Fe K", "Sr K", "Zn K"]
+
+
+class ComputeForbidden:
+    def __call__(self, dsk, keys, **kwargs):
+        raise AssertionError("something was computed")
+
+
+@pytest.fixture(scope="module")
+def example(example_path):
+    return xd.open_geopixe(example_path, chunks=7)
+
+
+@pytest.fixture(scope="module")
+def config(example):
+    return xd.make_fit_config(example, list(ELEMENTS))
+
+
+@pytest.fixture(scope="module")
+def fits(example, config):
+    return {method: xd.fit(example, config, method=method).compute() for method in ("linear", "pymca")}
+
+
+def old_way(ds, config, detector, **kwargs):
+    """xrf_proc's fit_xrf_batch fast path: the whole cube in memory, one fitMultipleSpectra call."""
+    cube = ds.spectra.isel(detector=detector).values  # uint16, as xrf_proc passes it
+    ysum = cube.sum((0, 1), dtype=np.float64)
+    fast = FastXRFLinearFit()
+    fast.setFitConfiguration(copy.deepcopy(config))
+    out = fast.fitMultipleSpectra(x=np.arange(cube.shape[-1]), y=cube, ysum=ysum, save=False, **kwargs)
+    return out["parameters"], out["uncertainties"], list(out.labels("parameters"))
+
+
+def test_result_dataset(fits, example):
+    fit = fits["linear"]
+    assert fit.peak_area.dims == ("y", "x", "detector", "line")
+    assert fit.peak_area.shape == (48, 64, 2, fit.sizes["line"])
+    assert {"Fe K", "Pb L", "Pb M", "Compt", "Rayl"} <= set(fit.line.values)
+    assert fit.sum_area.dims == ("detector", "line") and fit.sum_background.dims == ("detector", "line")
+    assert "[peaks]" in str(fit.config.values[0]) and fit.attrs["method"] == "linear"
+    np.testing.assert_array_equal(fit.x, example.x)
+    assert (fit.peak_area.values >= 0).all()  # the refit leaves no negative area
+
+
+@pytest.mark.parametrize("method", ["pymca", "linear"])
+def test_pymca_method_equals_pymca_on_the_whole_map(example, config, fits, method):
+    """Chunked (7-row bands) and the refit decided map-wide: PyMca's numbers, to 1e-6."""
+    fit = fits[method]
+    for d in (0, 1):
+        params, errors, labels = old_way(example, config, d, refit=True)
+        for i, label in enumerate(labels):
+            line = {"Scatter Peak000": "Rayl", "Scatter Compton000": "Compt"}.get(label, label.replace("Scatter Peak", "Rayl").replace("Scatter Compton", "Compt"))
+            ours = fit.peak_area.sel(detector=d, line=line).values
+            if method == "pymca":
+                np.testing.assert_allclose(ours, params[i], rtol=1e-6, atol=1e-6 * np.abs(params[i]).max(), err_msg=f"{label} det {d}")
+                np.testing.assert_allclose(fit.peak_area_error.sel(detector=d, line=line).values, errors[i], rtol=1e-6)
+            else:
+                # The linear engine: within 0.5 % for lines with at least 100 counts per pixel.
+                strong = params[i] >= 100
+                if strong.any():
+                    np.testing.assert_allclose(ours[strong], params[i][strong], rtol=5e-3, err_msg=f"{label} det {d}")
+
+
+@pytest.mark.parametrize("method", ["linear", "pymca"])
+def test_chunking_does_not_change_the_result(example_path, config, fits, method):
+    reference = fits[method].peak_area
+    for rows in (1, -1):
+        ds = xd.open_geopixe(example_path, chunks=rows)
+        got = xd.fit(ds, config, method=method).peak_area.values
+        np.testing.assert_allclose(got, reference.values, rtol=1e-6, atol=1e-4, err_msg=f"chunks={rows}")
+
+
+def test_full_method_matches_mca_theory_and_chunking(example_path, config):
+    crop = xd.open_geopixe(example_path, chunks=1).isel(y=slice(20, 27), x=slice(30, 32), detector=[0])
+    results = [xd.fit(crop.chunk({"y": rows}), config, method="full").compute() for rows in (1, 3, -1)]
+    for other in results[1:]:
+        xr.testing.assert_allclose(other.peak_area, results[0].peak_area)
+    theory = ClassMcaTheory.McaTheory()
+    cfg = copy.deepcopy(config)
+    cfg["fit"]["use_limit"] = 1
+    theory.setConfiguration(cfg)
+    spectra = crop.spectra.values[:, :, 0]
+    for y, x in [(0, 0), (3, 1), (6, 0)]:
+        theory.setData(x=np.arange(4096.0), y=spectra[y, x].astype(float), xmin=cfg["fit"]["xmin"], xmax=cfg["fit"]["xmax"])
+        theory.estimate()
+        _, result = theory.startfit(digest=1)
+        for group in ("Fe K", "Ca K", "Sr K"):
+            assert results[0].peak_area.sel(line=group).values[y, x, 0] == pytest.approx(result[group]["fitarea"], rel=1e-9)
+            assert results[0].peak_area_error.sel(line=group).values[y, x, 0] == pytest.approx(result[group]["sigmaarea"], rel=1e-9)
+
+
+def test_sum_spectrum_fit(example, config, fits):
+    fit = fits["linear"]
+    sums = example.spectra.sum(("y", "x")).values
+    for d in (0, 1):
+        theory = ClassMcaTheory.McaTheory()
+        cfg = copy.deepcopy(config)
+        cfg["fit"]["use_limit"] = 1
+        theory.setConfiguration(cfg)
+        theory.setData(x=np.arange(4096.0), y=sums[d].astype(float), xmin=cfg["fit"]["xmin"], xmax=cfg["fit"]["xmax"])
+        theory.estimate()
+        _, result = theory.startfit(digest=1)
+        for group in ("Fe K", "Sr K"):
+            assert fit.sum_area.sel(detector=d, line=group) == pytest.approx(result[group]["fitarea"])
+            assert fit.sum_background.sel(detector=d, line=group) == pytest.approx(result[group]["statistics"] - result[group]["fitarea"])
+            assert 0 < fit.sum_background.sel(detector=d, line=group) < fit.sum_area.sel(detector=d, line=group)
+
+
+def test_fitted_maps_follow_the_true_concentrations(fits, example):
+    truth = example_truth()
+    fit = fits["linear"]
+    live = 1 - example.deadtime.values / 100
+    for line in MAJORS:
+        conc = truth.concentration.sel(element=line.split()[0]).values.ravel()
+        for d in (0, 1):
+            area = fit.peak_area.sel(line=line, detector=d).values
+            assert np.corrcoef(area.ravel(), conc)[0, 1] >= 0.99, line
+            # Corrected for the live time the records carry, areas are proportional to concentration.
+            assert np.corrcoef((area / live[:, :, d]).ravel(), conc)[0, 1] >= 0.998, line
+
+
+def test_ratios_between_pixels_within_counting_statistics(fits, example):
+    """Area_i / area_j = truth_i / truth_j: residuals scaled by the counts in the line windows."""
+    import xraylib as xl
+
+    truth = example_truth()
+    spectra = example.spectra.values.astype(float)
+    fit = fits["linear"]
+    for line in ("Ca K", "Fe K", "Sr K"):
+        z_number = xl.SymbolToAtomicNumber(line.split()[0])
+        window = np.zeros(4096, bool)
+        for emission in (xl.KA1_LINE, xl.KB1_LINE):
+            energy = xl.LineEnergy(z_number, emission)
+            fwhm = np.sqrt(0.1**2 + 2.3548**2 * 0.114 * 0.00385 * energy)
+            window[int((energy - 1.5 * fwhm) / 0.01) : int((energy + 1.5 * fwhm) / 0.01) + 1] = True
+        for d in (0, 1):
+            area = fit.peak_area.sel(line=line, detector=d).values
+            expected = truth.expected_counts.sel(line=line, detector=d).values
+            bright = expected > np.percentile(expected, 75)
+            scale = area[bright].sum() / expected[bright].sum()  # one calibration factor per line
+            z = (area - scale * expected) / np.sqrt(spectra[:, :, d][..., window].sum(-1))
+            assert abs(z[bright].mean()) < 0.5 and z[bright].std() < 1.5, (line, d, z[bright].std())
+
+
+def test_detector_sum_and_selection(example, config, fits):
+    summed = xd.fit(example, config, detector="sum").compute()
+    assert list(summed.detector.values) == ["sum"]
+    # The same as fitting a one-detector map of the summed spectra...
+    manual = example.spectra.sum("detector").astype("uint32").expand_dims(detector=[0], axis=2).to_dataset(name="spectra")
+    np.testing.assert_allclose(summed.peak_area.values, xd.fit(manual, config).peak_area.values, rtol=1e-6, atol=1e-3)
+    # ... and, the detectors differing slightly in resolution, close to the sum of both fits.
+    both = fits["linear"].peak_area.sel(line="Fe K").sum("detector")
+    assert float(summed.peak_area.sel(detector="sum", line="Fe K").sum()) == pytest.approx(float(both.sum()), rel=0.01)
+    one = xd.fit(example, config, detector=1)
+    assert list(one.detector.values) == [1]
+    with pytest.raises(ConfigError, match="detector=5"):
+        xd.fit(example, config, detector=5)
+
+
+def test_fit_is_lazy_but_for_the_sum_spectrum(example, config):
+    computed = []
+
+    def counting(dsk, keys, **kwargs):
+        computed.append(keys)
+        return dask.get(dsk, keys, **kwargs)
+
+    with dask.config.set(scheduler=counting):
+        fit = xd.fit(example, config)
+    assert len(computed) == 1  # the global sum spectrum, one reduction
+    names = {dask.utils.key_split(k) for k in fit.peak_area.data.__dask_graph__()}
+    assert {"fit-linear", "xrf-global-refit", "fit-refit", "fit-model"} <= names
+
+
+def test_bad_configuration_fails_before_any_task(example, config):
+    bad = copy.deepcopy(config)
+    bad["fit"]["xmax"] = 5000
+    with dask.config.set(scheduler=ComputeForbidden()):
+        with pytest.raises(ConfigError, match="fit.xmax"):
+            xd.fit(example, bad)
+        with pytest.raises(ConfigError, match="method='magic'"):
+            xd.fit(example, config, method="magic")
+        short = example.isel(channel=slice(0, 1500))
+        with pytest.raises(ConfigError, match="fit.xmax"):
+            xd.fit(short, config)
+        nosnip = copy.deepcopy(config)
+        nosnip["fit"]["stripalgorithm"] = 0
+        with pytest.raises(ConfigError, match="fit.stripalgorithm"):
+            xd.fit(example, nosnip, method="linear")
+        unknown = copy.deepcopy(config)
+        unknown["peaks"]["Xx"] = "K"
+        with pytest.raises(ConfigError, match="peaks.Xx"):
+            xd.fit(example, unknown)
+
+
+def test_written_in_the_xrf_proc_layout(fits, tmp_path):
+    fit = fits["pymca"]
+    path = to_h5(fit, tmp_path / "fit.h5")
+    with h5py.File(path) as f:
+        g = f["fit/channel01"]
+        names = [n.decode() for n in g["names"][...]]
+        assert names == list(fit.line.values)
+        np.testing.assert_array_equal(g["ims"][...], fit.peak_area.sel(detector=1).transpose("line", "y", "x").values)
+        assert "[peaks]" in g["cfg"][()].decode()
+        np.testing.assert_allclose(g["sum/int"][...], fit.sum_area.sel(detector=1).values)
+        np.testing.assert_allclose(g["sum/bkg"][...], fit.sum_background.sel(detector=1).values)
+    back = open_h5(path, group="fit")
+    np.testing.assert_array_equal(back.peak_area.values, fit.peak_area.values)
+
+
+def test_fit_through_a_distributed_cluster(example_path, config, fits, dask_cluster):
+    from distributed import Client
+
+    with Client(scheduler_file=str(dask_cluster)):
+        ds = xd.open_geopixe(example_path, chunks=5)
+        remote = xd.fit(ds, config, method="pymca").peak_area.compute()
+    np.testing.assert_allclose(remote.values, fits["pymca"].peak_area.values, rtol=1e-6, atol=1e-4)

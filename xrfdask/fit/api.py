@@ -1,0 +1,224 @@
+"""``xd.fit``: turn a raw map into peak-area maps, lazily, with results independent of chunking.
+
+The graph, per detector (task names as on the dashboard):
+
+1. the global sum spectrum (one dask reduction, computed when ``fit`` is called) and the model
+   built from it with PyMca (``fit-model``, one key, so each worker receives it once);
+2. per band of rows: background and solve (``fit-linear`` / ``fit-pymca``), returning areas,
+   uncertainties and the pixels with negative areas;
+3. the non-negativity refit decided once for the whole map (``xrf-global-refit``) from those
+   pixels only, then applied per band (``fit-refit``);
+   ``method="full"`` fits each spectrum with the nonlinear model instead (``fit-full``).
+Each detector's sum spectrum is also fitted with the full model (``sum_area``,
+``sum_background``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from xrfdask.errors import ConfigError
+from xrfdask.fit.config import config_to_text, load_config, validate_config
+from xrfdask.fit.model import LinearModel, build_model
+from xrfdask.fit.refit import Candidates, refit_log, replay
+from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
+from xrfdask.model import RAW_DIMS, with_attrs
+
+__all__ = ["fit", "METHODS"]
+
+METHODS = ("linear", "pymca", "full")
+_SOLVERS = {"linear": solve_linear, "pymca": solve_pymca}
+
+
+def fit(
+    ds: xr.Dataset,
+    config: Any,
+    method: str = "linear",
+    *,
+    detector: Any = None,
+    weight: int | None = None,
+) -> xr.Dataset:
+    """Fit the spectra of a raw map: peak areas per pixel, detector and line, lazily.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A raw map (``spectra`` (y, x, detector, channel)), from any reader.
+    config : str, path, dict or ConfigDict
+        A PyMca ``.cfg`` file, a configuration dictionary, or :func:`xrfdask.make_fit_config`'s
+        result. Validated before anything is computed (:class:`~xrfdask.ConfigError`).
+    method : {"linear", "pymca", "full"}, default "linear"
+        ``"linear"``: xrfdask's engine (compiled background, fixed pseudo-inverse);
+        ``"pymca"``: PyMca's ``FastXRFLinearFit`` steps per block, equal to PyMca fitting the whole
+        map in memory; ``"full"``: PyMca's per-pixel nonlinear fit (slow: reference materials,
+        small maps).
+    detector : label, "sum" or None
+        None fits every detector; a label fits that one; ``"sum"`` fits the detector-summed
+        spectra.
+    weight : {None, 0, 1, 2}
+        PyMca's weighting: None follows ``fit.fitweight``; 1 average weights from the sum
+        spectrum; 2 individual weights (not with ``"linear"``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``peak_area`` and ``peak_area_error`` (y, x, detector, line) in counts, lines named as
+        PyMca's groups (``"Fe K"``, ``"Pb L"``, ``"Compt"``, ``"Rayl"``); ``sum_area`` and
+        ``sum_background`` (detector, line) from the full fit of each sum spectrum; ``config``
+        (detector) holds the configuration text. Lazy: nothing but the sum spectrum is computed.
+
+    Raises
+    ------
+    ConfigError
+        Bad configuration, unknown method, or spectra shorter than the configured range.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"method={method!r}: expected one of {', '.join(METHODS)}")
+    spectra = _spectra(ds, detector)
+    nchan = spectra.sizes["channel"]
+    cfg = validate_config(load_config(config), nchan=nchan, method=method)
+    if weight is not None and weight not in (0, 1, 2):
+        raise ConfigError(f"weight={weight!r}: expected None, 0, 1 or 2")
+    if method == "linear" and (weight == 2 or (weight is None and cfg["fit"].get("fitweight"))):
+        raise ConfigError("fit.fitweight: individual weights are for method='pymca' or 'full', not 'linear'")
+    data = spectra.data if isinstance(spectra.data, da.Array) else da.from_array(np.asarray(spectra.data), chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
+    data = data.rechunk({1: -1, 2: -1, 3: -1})
+    ny, nx, ndet, _ = data.shape
+    sums = data.sum(axis=(0, 1), dtype=np.float64).compute()  # eager-ok: the global sum spectrum (one reduction)
+    labels = list(spectra["detector"].values)  # eager-ok: labels
+    models = [build_model(cfg, sums[d], npixels=ny * nx, weight=weight, data_dtype=data.dtype, detector=labels[d]) for d in range(ndet)]
+    lines = _union([m.line_names for m in models])
+    sum_fits = [fit_sum_spectrum(cfg, sums[d]) for d in range(ndet)]
+    token = dask.base.tokenize(data.name, cfg, method, weight)
+    if method == "full":
+        area, error = _full_graph(data, cfg, lines, token)
+        result_dtype = np.dtype(np.float64)
+    else:
+        area, error = _linear_graph(data, models, lines, method, token)
+        result_dtype = models[0].result_dtype
+    dims = ("y", "x", "detector", "line")
+    sum_area = np.array([[s.get(line, (np.nan,) * 3)[0] for line in lines] for s in sum_fits])
+    sum_background = np.array([[s.get(line, (np.nan,) * 3)[2] for line in lines] for s in sum_fits])
+    text = config_to_text(cfg)
+    out = xr.Dataset(
+        {
+            "peak_area": (dims, area.astype(result_dtype), with_attrs("peak_area")),
+            "peak_area_error": (dims, error.astype(result_dtype), with_attrs("peak_area_error")),
+            "sum_area": (("detector", "line"), sum_area, with_attrs("sum_area")),
+            "sum_background": (("detector", "line"), sum_background, with_attrs("sum_background")),
+            "config": (("detector",), np.array([text] * ndet, dtype=object)),
+        },
+        coords={k: v for k, v in spectra.coords.items() if k in ("y", "x", "detector")} | {"line": ("line", lines)},
+        attrs={
+            "method": method,
+            "weight_policy": int(models[0].weight_policy),
+            "fit_range_channels": [int(models[0].xmin), int(models[0].xmax)],
+            "ScatROI": False,
+            "deadtime_corrected": False,
+            "fitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
+    return out
+
+
+def _spectra(ds: xr.Dataset, detector: Any) -> xr.DataArray:
+    if "spectra" not in ds:
+        raise ConfigError("fit: the dataset has no 'spectra' variable (a raw map is needed)")
+    spectra = ds["spectra"].transpose(*RAW_DIMS)
+    if detector is None:
+        return spectra
+    if isinstance(detector, str) and detector == "sum":
+        summed = spectra.sum("detector", dtype=np.uint32 if spectra.dtype.kind == "u" and spectra.dtype.itemsize <= 2 else None)
+        return summed.expand_dims(detector=["sum"], axis=2)
+    labels = list(spectra["detector"].values)  # eager-ok: labels
+    if detector not in labels:
+        if isinstance(detector, int) and 0 <= detector < len(labels):
+            return spectra.isel(detector=[detector])
+        raise ConfigError(f"detector={detector!r}: the map has detectors {labels} (or use 'sum')")
+    return spectra.sel(detector=[detector])
+
+
+def _union(lists: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for names in lists:
+        out.extend(n for n in names if n not in out)
+    return out
+
+
+def _solve_band(block: np.ndarray, models: list[LinearModel], method: str) -> list[tuple[np.ndarray, np.ndarray, Candidates]]:
+    """Background and solve for every detector of a band of rows."""
+    rows, cols, ndet, nchan = block.shape
+    solve = _SOLVERS[method]
+    return [solve(np.ascontiguousarray(block[:, :, d, :]).reshape(rows * cols, nchan), models[d]) for d in range(ndet)]
+
+
+def _band_candidates(solved: list[tuple]) -> list[Candidates]:
+    return [c for _, _, c in solved]
+
+
+def _log(bands: list[list[Candidates]], models: list[LinearModel]) -> list[list]:
+    """The map's refit steps, per detector (from the candidate pixels of every band)."""
+    return [refit_log([band[d] for band in bands], model) for d, model in enumerate(models)]
+
+
+def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """Apply the refit, keep the peak parameters, place them on the map's line axis.
+
+    Returns (2, rows, cols, detector, line): areas and uncertainties (NaN for a line a detector
+    does not fit).
+    """
+    rows, cols = shape
+    out = np.full((2, rows, cols, len(models), len(lines)), np.nan, dtype=models[0].result_dtype)
+    for d, ((x, sigma, found), steps, model) in enumerate(zip(solved, logs, models, strict=True)):
+        x, sigma = x.copy(), sigma.copy()
+        replay(x, sigma, found, steps, model)
+        index = [lines.index(name) for name in model.line_names]
+        out[0, :, :, d, index] = x[:, model.peak_slice].reshape(rows, cols, -1).transpose(2, 0, 1)
+        out[1, :, :, d, index] = sigma[:, model.peak_slice].reshape(rows, cols, -1).transpose(2, 0, 1)
+    return out
+
+
+def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], method: str, token: str):
+    model_key = dask.delayed(models, pure=True, name=f"fit-model-{token}")
+    blocks = data.to_delayed(optimize_graph=False).reshape(-1)
+    solve = dask.delayed(_solve_band, pure=True)
+    pick = dask.delayed(_band_candidates, pure=True)
+    solved = [solve(b, model_key, method, dask_key_name=(f"fit-{method}-{token}", i)) for i, b in enumerate(blocks)]
+    found = [pick(s, dask_key_name=(f"fit-negatives-{token}", i)) for i, s in enumerate(solved)]
+    logs = dask.delayed(_log, pure=True)(found, model_key, dask_key_name=f"xrf-global-refit-{token}")
+    finish = dask.delayed(_finish_band, pure=True)
+    pieces = []
+    for i, (s, rows) in enumerate(zip(solved, data.chunks[0], strict=True)):
+        shape = (rows, data.shape[1])
+        done = finish(s, logs, model_key, lines, shape, dask_key_name=(f"fit-refit-{token}", i))
+        pieces.append(da.from_delayed(done, shape=(2, rows, data.shape[1], data.shape[2], len(lines)), dtype=models[0].result_dtype))
+    both = da.concatenate(pieces, axis=1)
+    return both[0], both[1]
+
+
+def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndarray:
+    rows, cols, ndet, nchan = block.shape
+    out = np.zeros((2, rows, cols, ndet, len(lines)))
+    for d in range(ndet):
+        areas, errors = fit_full(np.ascontiguousarray(block[:, :, d, :]).reshape(rows * cols, nchan), config_json, lines)
+        out[0, :, :, d] = areas.reshape(rows, cols, -1)
+        out[1, :, :, d] = errors.reshape(rows, cols, -1)
+    return out
+
+
+def _full_graph(data: da.Array, cfg: dict, lines: list[str], token: str):
+    key = config_key(cfg)
+    blocks = data.to_delayed(optimize_graph=False).reshape(-1)
+    run = dask.delayed(_full_band, pure=True)
+    pieces = []
+    for i, (b, rows) in enumerate(zip(blocks, data.chunks[0], strict=True)):
+        done = run(b, key, lines, dask_key_name=(f"fit-full-{token}", i))
+        pieces.append(da.from_delayed(done, shape=(2, rows, data.shape[1], data.shape[2], len(lines)), dtype=np.float64))
+    both = da.concatenate(pieces, axis=1)
+    return both[0], both[1]

@@ -1,0 +1,5 @@
+"""Figures: overview images of element maps (more plots arrive with their issues)."""
+
+from xrfdask.plot.maps import element_maps
+
+__all__ = ["element_maps"]
