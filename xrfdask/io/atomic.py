@@ -45,11 +45,10 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, directory
         os.close(fd)
     try:
         yield tmp
-        if directory:
-            if os.path.exists(path):
-                shutil.rmtree(path)
-        else:
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+        # mkstemp/mkdtemp make private 0600/0700 entries; outputs are meant to be shared.
+        os.chmod(tmp, 0o755 if directory else 0o644)
+        if directory and os.path.exists(path):
+            shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         if directory:
