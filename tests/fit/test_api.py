@@ -231,3 +231,21 @@ def test_fit_through_a_distributed_cluster(example_path, config, fits, dask_clus
         ds = xd.open_geopixe(example_path, chunks=5)
         remote = xd.fit(ds, config, method="pymca").peak_area.compute()
     np.testing.assert_allclose(remote.values, fits["pymca"].peak_area.values, rtol=1e-6, atol=1e-4)
+
+
+def test_streamed_writers_decide_the_refit_once(example_path, config, monkeypatch, tmp_path):
+    from xrfdask.fit import api
+
+    calls = []
+    original = api._log
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(api, "_log", counting)
+    ds = xd.open_geopixe(example_path, chunks=5)  # 10 bands written one after the other
+    fit = xd.fit(ds, config)
+    to_h5(fit, tmp_path / "fit.h5")
+    assert calls == [1]
+    np.testing.assert_allclose(open_h5(tmp_path / "fit.h5", group="fit").peak_area.values, fit.peak_area.values, rtol=1e-6)
