@@ -20,7 +20,7 @@ from xrfdask.io.geopixe import index_geopixe, open_geopixe
 from xrfdask.io.geopixe.writer import to_geopixe
 from xrfdask.io.h5layout import FileLockedError, open_h5, open_zarr, to_h5, to_zarr
 from xrfdask.io.npy import to_npy
-from xrfdask.runtime import connect
+from xrfdask.runtime import connect, progress
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "open_h5",
     "make_fit_config",
     "open_zarr",
+    "progress",
     "testing",
     "to_geopixe",
     "to_h5",

@@ -55,6 +55,7 @@ def test_result_dataset(fits, example):
     assert {"Fe K", "Pb L", "Pb M", "Compt", "Rayl"} <= set(fit.line.values)
     assert fit.sum_area.dims == ("detector", "line") and fit.sum_background.dims == ("detector", "line")
     assert "[peaks]" in str(fit.config.values[0]) and fit.attrs["method"] == "linear"
+    assert fit.attrs["config"] == fit.config.values[0]  # the configuration text, as PyMca writes it
     np.testing.assert_array_equal(fit.x, example.x)
     assert (fit.peak_area.values >= 0).all()  # the refit leaves no negative area
 

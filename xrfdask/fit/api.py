@@ -70,8 +70,10 @@ def fit(
     xarray.Dataset
         ``peak_area`` and ``peak_area_error`` (y, x, detector, line) in counts, lines named as
         PyMca's groups (``"Fe K"``, ``"Pb L"``, ``"Compt"``, ``"Rayl"``); ``sum_area`` and
-        ``sum_background`` (detector, line) from the full fit of each sum spectrum; ``config``
-        (detector) holds the configuration text. Lazy: nothing but the sum spectrum is computed.
+        ``sum_background`` (detector, line) from the full fit of each sum spectrum; the PyMca
+        configuration text in ``attrs["config"]`` (and per detector in ``config``, which the
+        layout stores as ``fit/channelXX/cfg``). Lazy: nothing but the sum spectrum is computed;
+        wrap a computation in :func:`xrfdask.progress` to watch it (``"full"`` is slow).
 
     Raises
     ------
@@ -116,6 +118,7 @@ def fit(
         },
         coords={k: v for k, v in spectra.coords.items() if k in ("y", "x", "detector")} | {"line": ("line", lines)},
         attrs={
+            "config": text,
             "method": method,
             "weight_policy": int(models[0].weight_policy),
             "fit_range_channels": [int(models[0].xmin), int(models[0].xmax)],
