@@ -89,7 +89,9 @@ def fit(
         raise ConfigError(f"weight={weight!r}: expected None, 0, 1 or 2")
     if method == "linear" and (weight == 2 or (weight is None and cfg["fit"].get("fitweight"))):
         raise ConfigError("fit.fitweight: individual weights are for method='pymca' or 'full', not 'linear'")
-    data = spectra.data if isinstance(spectra.data, da.Array) else da.from_array(np.asarray(spectra.data), chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
+    data = spectra.data
+    if not isinstance(data, da.Array):  # an in-memory map: bands of rows over it
+        data = da.from_array(data, chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
     data = data.rechunk({1: -1, 2: -1, 3: -1})
     ny, nx, ndet, _ = data.shape
     sums = data.sum(axis=(0, 1), dtype=np.float64).compute()  # eager-ok: the global sum spectrum (one reduction)

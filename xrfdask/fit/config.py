@@ -533,7 +533,7 @@ def _check_attenuators(cfg: dict[str, Any], n_energies: int) -> None:
                 )
             if str(entry[1]).upper() == "MULTILAYER":
                 layers = cfg.get("multilayer") or {}
-                used = [v for v in layers.values() if isinstance(v, list) and v and v[0]]
+                used = [v for v in layers.values() if isinstance(v, list) and v and v[0]]  # eager-ok: dict
                 if not used:
                     _fail(key, "MULTILAYER matrix without any layer in use in [multilayer]")
                 continue

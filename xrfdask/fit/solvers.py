@@ -111,7 +111,7 @@ def fit_full(spectra: np.ndarray, config_json: str, lines: list[str]) -> tuple[n
     index = {name: i for i, name in enumerate(lines)}
     channels = np.arange(spectra.shape[1], dtype=np.float64)
     for p in range(spectra.shape[0]):  # the nonlinear fit is per spectrum by nature
-        y = np.asarray(spectra[p], dtype=np.float64)
+        y = np.asarray(spectra[p], dtype=np.float64)  # eager-ok: one spectrum of the block
         if y.sum() <= 0:
             continue
         with PYMCA_LOCK:

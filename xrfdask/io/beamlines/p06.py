@@ -536,7 +536,7 @@ def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[st
             same = (c for c in candidates(tok5, "axis1", 1) if c is not None and c[1].shape == mot1[1].shape)
             mot2 = next(same, mot1)  # a 1-D scan without a second encoder: mot2 follows mot1
         out = {"mot1": mot1, "mot2": mot2}
-    for name, values, where in out.values():
+    for name, values, where in out.values():  # eager-ok: dict
         if values.shape[0] != n:
             raise FormatError(f"{where} has {values.shape[0]} points for motor '{name}', the scan has {n} spectra")
     return out
