@@ -2,7 +2,7 @@
 
 Generates a ``.GeoPIXE`` map (real sample spectra, tiled) with a dense (y, x, detector, channel)
 uint16 cube of at least 4 GB, then, in a fresh interpreter with default settings (dask's
-``array.chunk-size``, threaded scheduler on all cores), computes
+``xrfdask.chunk-size``, threaded scheduler on all cores), computes
 ``open_geopixe(path).spectra.sum(("y", "x"))`` and reports its peak resident memory (VmHWM) and
 time. Baseline: ReadoutXFM allocates the whole dense cube before reading (spec geopixe.md 2.1),
 so it needs at least the dense size; the same figure is printed for a map 4x smaller, to show that

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import xrfdask.options  # noqa: F401  (registers the xrfdask.* dask settings)
 from xrfdask.errors import ConfigError, FormatError, TruncatedMapWarning, XrfdaskError, XrfdaskWarning
 from xrfdask.fit import fit, make_fit_config
 from xrfdask.io.beamlines.id15 import convert_id15

@@ -218,15 +218,19 @@ def connect(
     from distributed import Client, LocalCluster
 
     if scheduler is None or scheduler == "local":
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            processes=processes,
-            memory_limit=memory_limit,
-            dashboard_address=dashboard_address,
-            host="127.0.0.1",
-            **cluster_kwargs,
-        )
+        # distributed sets MALLOC_TRIM_THRESHOLD_=65536 in workers, which turns off glibc's
+        # dynamic mmap threshold: every band-sized temporary is then mapped and page-faulted
+        # afresh (measured: 20 % of the linear fit's time). The default allocator reuses them.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=processes,
+                memory_limit=memory_limit,
+                dashboard_address=dashboard_address,
+                host="127.0.0.1",
+                **cluster_kwargs,
+            )
         return Client(cluster)
     if scheduler in ("slurm", "pbs"):
         try:

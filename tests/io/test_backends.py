@@ -28,7 +28,7 @@ def test_open_dataset_equals_open_geopixe(sample_path, sample_dense):
 def test_preferred_chunks_are_bands_of_rows(sample_path):
     import dask
 
-    with dask.config.set({"array.chunk-size": "1MiB"}):
+    with dask.config.set({"xrfdask.chunk-size": "1MiB"}):
         ds = xr.open_dataset(sample_path, engine="geopixe", chunks={})
     assert ds.spectra.chunks == ((3, 3, 3, 1), (20,), (2,), (4096,))
 

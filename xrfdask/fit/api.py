@@ -160,7 +160,8 @@ def _solve_band(block: np.ndarray, models: list[LinearModel], method: str) -> li
     """Background and solve for every detector of a band of rows."""
     rows, cols, ndet, nchan = block.shape
     solve = _SOLVERS[method]
-    return [solve(np.ascontiguousarray(block[:, :, d, :]).reshape(rows * cols, nchan), models[d]) for d in range(ndet)]
+    # A (pixels, channels) view per detector; the solver makes the one trimmed float copy.
+    return [solve(block[:, :, d, :].reshape(rows * cols, nchan), models[d]) for d in range(ndet)]
 
 
 def _band_candidates(solved: list[tuple]) -> list[Candidates]:

@@ -11,7 +11,7 @@ pseudo-inverse, the weights, the background settings and the parameter names.
 
 from __future__ import annotations
 
-import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,15 +136,13 @@ def build_model(
     """
     from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
-    from xrfdask.fit.solvers import PYMCA_LOCK
+    from xrfdask.fit.solvers import PYMCA_LOCK, config_key
 
     nchan = sum_spectrum.shape[0]
     x = np.arange(nchan, dtype=np.float64)
     yref = np.asarray(sum_spectrum, dtype=np.float64)
     with PYMCA_LOCK:  # PyMca's configuration touches module-level tables
-        fast = FastXRFLinearFit()
-        fast.setFitConfiguration(copy.deepcopy(config))
-        _, used, lstsq_weight, policy, _, _ = fast._fitConfigure(weight=weight, nSpectra=npixels)
+        fast, used, lstsq_weight, policy = _configured(config_key(config), weight, npixels)
         fast._mcaTheory.setData(x=x, y=yref, xmin=used["fit"]["xmin"], xmax=used["fit"]["xmax"])
         derivatives, free_names, _, n_free_bkg = fast._fitCreateModel(dtype=np.float64)
         anchors = fast._fitBkgAnchorList(config=used)
@@ -181,6 +179,23 @@ def build_model(
         sum_spectrum=yref,
         result_dtype=np.dtype(FastXRFLinearFit._fitDtypeResult(np.empty(0, dtype=data_dtype))),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _configured(key: str, weight: int | None, npixels: int):
+    """A configured ``FastXRFLinearFit`` per configuration and weighting, in this process.
+
+    Configuring PyMca (escape ratios, fluorescence rates) is most of the set-up time; the
+    detectors of a map, and later fits with the same settings, share it.
+    """
+    import json
+
+    from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
+
+    fast = FastXRFLinearFit()
+    fast.setFitConfiguration(json.loads(key))
+    _, used, lstsq_weight, policy, _, _ = fast._fitConfigure(weight=weight, nSpectra=npixels)
+    return fast, used, lstsq_weight, policy
 
 
 def _nonzero(w: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ built from the global sum spectrum, and returns areas and uncertainties for ever
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import threading
@@ -54,12 +53,19 @@ def solve_pymca(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np
     chunk = _trimmed(spectra, model).T  # PyMca works on (channels, pixels) views
     if model.strip:
         FastXRFLinearFit._fitBkgSubtract(chunk, config=model.config, anchorslist=model.anchors)
-    kwargs = model.lstsq_kwargs
-    if model.svd is not None:
-        kwargs["last_svd"] = tuple(a.copy() for a in model.svd)  # lstsq edits s in place
-    out = lstsq(model.derivatives, chunk, digested_output=True, **kwargs)
-    x = np.ascontiguousarray(out["parameters"].T, dtype=model.result_dtype)
-    sigma = np.ascontiguousarray(out["uncertainties"].T, dtype=model.result_dtype)
+    npix = chunk.shape[1]
+    x = np.empty((npix, model.n_free), dtype=model.result_dtype)
+    sigma = np.empty_like(x)
+    # ~1 MB slices of pixels, as PyMca's own chunked loop: lstsq copies its input to float64
+    # and allocates weights of the same size, so whole bands would cost page faults.
+    step = max(1, 2**20 // max(1, chunk.shape[0] * chunk.itemsize))
+    for start in range(0, npix, step):
+        kwargs = model.lstsq_kwargs
+        if model.svd is not None:
+            kwargs["last_svd"] = tuple(a.copy() for a in model.svd)  # lstsq edits s in place
+        out = lstsq(model.derivatives, chunk[:, start : start + step], digested_output=True, **kwargs)
+        x[start : start + step] = out["parameters"].T
+        sigma[start : start + step] = out["uncertainties"].T
     return x, sigma, candidates(model, x, sigma, lambda rows: np.asarray(chunk[:, rows], dtype=np.float64))
 
 
@@ -134,17 +140,13 @@ def fit_sum_spectrum(config: dict, sum_spectrum: np.ndarray) -> dict[str, tuple[
     """Full fit of a sum spectrum: per line (area, its uncertainty, background in the 3-sigma windows).
 
     The background is PyMca's ``statistics - fitarea`` (spec xrf_proc.md 3.4), the I_b that
-    detection limits use.
+    detection limits use. Uses the process's configured theory for this configuration.
     """
-    from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
-
-    config = copy.deepcopy(config)
-    config["fit"]["use_limit"] = 1
     y = np.asarray(sum_spectrum, dtype=np.float64)
     with PYMCA_LOCK:
-        theory = ClassMcaTheory.McaTheory()
-        theory.setConfiguration(config)
-        result = _fit_one(theory, np.arange(y.size, dtype=np.float64), y, int(config["fit"]["xmin"]), int(config["fit"]["xmax"]))
+        theory = _theory(config_key(config))
+        xmin, xmax = int(theory.config["fit"]["xmin"]), int(theory.config["fit"]["xmax"])
+        result = _fit_one(theory, np.arange(y.size, dtype=np.float64), y, xmin, xmax)
     return {
         line_label(g): (float(result[g]["fitarea"]), float(result[g]["sigmaarea"]), float(result[g]["statistics"] - result[g]["fitarea"]))
         for g in result["groups"]

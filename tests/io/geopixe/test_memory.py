@@ -14,7 +14,7 @@ MiB = 2**20
 
 SUM = """
 import dask, numpy as np, xrfdask as xd
-dask.config.set({{"array.chunk-size": "{chunk}"}})
+dask.config.set({{"xrfdask.chunk-size": "{chunk}"}})
 ds = xd.open_geopixe(r"{path}", cache=False)
 total = ds.spectra.sum(("y", "x"), dtype=np.uint64).compute()
 print(int(total.sum()))
@@ -22,7 +22,7 @@ print(int(total.sum()))
 
 REWRITE = """
 import dask, xrfdask as xd
-dask.config.set({{"array.chunk-size": "{chunk}"}})
+dask.config.set({{"xrfdask.chunk-size": "{chunk}"}})
 xd.to_geopixe(xd.open_geopixe(r"{path}", cache=False), r"{path}.copy", overwrite=True)
 """
 

@@ -62,13 +62,13 @@ def test_chunks_follow_design(sample_path):
     assert ds.spectra.chunks == ((3, 3, 3, 1), (20,), (2,), (4096,))
     assert ds.deadtime.chunks == ((3, 3, 3, 1), (20,), (2,))
     # "auto": bands of whole rows within the budget.
-    with dask.config.set({"array.chunk-size": "1MiB"}):
+    with dask.config.set({"xrfdask.chunk-size": "1MiB"}):
         ds = open_geopixe(sample_path)
     row_bytes = 20 * 2 * 4096 * 2
     assert ds.spectra.chunks[0][0] == (2**20) // row_bytes == 3
     assert ds.spectra.chunks[1:] == ((20,), (2,), (4096,))
     # A single row over the budget: x is split.
-    with dask.config.set({"array.chunk-size": "100KiB"}):
+    with dask.config.set({"xrfdask.chunk-size": "100KiB"}):
         y_chunks, x_chunks = plan_chunks(build_index(sample_path), "auto")
     assert set(y_chunks) == {1} and max(x_chunks) == (100 * 1024) // (2 * 4096 * 2) == 6
     assert open_geopixe(sample_path, chunks="200KiB").spectra.chunks[0][0] == 1

@@ -7,7 +7,7 @@ from xrfdask.testing import peak_rss_of, write_tiled_geopixe
 MiB = 2**20
 JOB = """
 import dask, xrfdask as xd
-dask.config.set({{"array.chunk-size": "16MiB"}})
+dask.config.set({{"xrfdask.chunk-size": "16MiB"}})
 xd.{writer}(xd.open_geopixe(r"{path}", cache=False), r"{path}.{ext}", overwrite=True)
 """
 

@@ -78,7 +78,7 @@ def test_reading_is_lazy_and_follows_stored_chunks(tmp_path):
         f.create_dataset("raw/channel00/ocr", data=np.ones((30, 12)))
         f["raw/channel00/sumspec"] = spectra.sum((0, 1))
         f["raw/I0"] = np.full((30, 12), 7.0)
-    with dask.config.set({"array.chunk-size": "20KiB"}, scheduler=lambda *a, **k: pytest.fail("opening read data")):
+    with dask.config.set({"xrfdask.chunk-size": "20KiB"}, scheduler=lambda *a, **k: pytest.fail("opening read data")):
         ds = open_h5(path)
     assert set(ds.spectra.chunks[0][:-1]) == {4}  # a multiple of the stored chunk rows
     assert ds.spectra.chunks[1:] == ((12,), (1,), (64,))

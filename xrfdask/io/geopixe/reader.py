@@ -24,6 +24,7 @@ from xrfdask.errors import FormatError
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.index import GeoPixeIndex, build_index
 from xrfdask.model import PIXEL_DIMS, RAW_DIMS, with_attrs
+from xrfdask.options import chunk_budget
 
 __all__ = ["open_geopixe", "read_block", "BlockSpec", "plan_chunks", "Chunks"]
 
@@ -134,7 +135,7 @@ def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int
     ----------
     index : GeoPixeIndex
     chunks : "auto", int, str, dict or None
-        ``"auto"``: bands of whole rows of about ``dask.config["array.chunk-size"]`` (dense
+        ``"auto"``: bands of whole rows of about ``dask.config["xrfdask.chunk-size"]`` (dense
         bytes). An int: rows per chunk. A byte size (``"64MiB"``): bands of about that size.
         ``None`` or ``-1``: one chunk. A dict may give ``"y"`` and ``"x"`` (int, tuple, -1 or
         "auto"); ``detector`` and ``channel`` are always whole.
@@ -145,7 +146,7 @@ def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int
     """
     nrows, xres = index.nrows, index.xres
     pixel_bytes = index.ndet * index.nchan * 2
-    budget = parse_bytes(dask.config.get("array.chunk-size"))
+    budget = chunk_budget()
     y_spec: Any = "auto"
     x_spec: Any = "auto"
     if chunks is None or (isinstance(chunks, int) and chunks == -1):
@@ -274,7 +275,7 @@ def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: boo
         The ``.GeoPIXE`` file.
     chunks : "auto", int, str, dict or None, default "auto"
         Chunking of the spectra along ``y`` and ``x`` (see :func:`plan_chunks`): by default bands of
-        whole rows of about ``dask.config["array.chunk-size"]`` (128 MiB) of dense spectra.
+        whole rows of about ``dask.config["xrfdask.chunk-size"]`` (32 MiB) of dense spectra.
     cache : bool, default True
         Reuse and store the record index beside the file (or in the user cache directory).
 

@@ -23,6 +23,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.utils import parse_bytes
 
 from xrfdask.errors import FormatError, XrfdaskError
+from xrfdask.options import chunk_budget
 
 __all__ = ["FileLockedError", "H5Reader", "ZarrReader", "open_h5_file", "decode_text", "band_chunks"]
 
@@ -79,11 +80,11 @@ def band_chunks(
     """Dask chunks for an array read in bands along ``band_axis`` (the map's rows).
 
     Bands are multiples of the stored chunking along that axis and about ``budget`` bytes
-    (dask's ``array.chunk-size`` by default); other axes stay whole unless one row alone is over
+    (``xrfdask.chunk-size`` by default); other axes stay whole unless one row alone is over
     the budget, in which case the next axis is split along its stored chunks. ``rows`` forces
     the band height.
     """
-    budget = parse_bytes(budget or dask.config.get("array.chunk-size"))
+    budget = parse_bytes(budget) if budget else chunk_budget()
     stored = stored or shape
     row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != band_axis], dtype=np.int64))
     chunks = [(n,) for n in shape]
