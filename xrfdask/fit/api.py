@@ -27,6 +27,7 @@ from xrfdask.errors import ConfigError
 from xrfdask.fit.config import config_to_text, load_config, validate_config
 from xrfdask.fit.model import LinearModel, build_model
 from xrfdask.fit.refit import Candidates, refit_log, replay
+from xrfdask.io.geopixe.reader import sum_spectrum
 from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
 from xrfdask.model import RAW_DIMS, with_attrs
 
@@ -94,7 +95,9 @@ def fit(
         data = da.from_array(data, chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
     data = data.rechunk({1: -1, 2: -1, 3: -1})
     ny, nx, ndet, _ = data.shape
-    sums = data.sum(axis=(0, 1), dtype=np.float64).compute()  # eager-ok: the global sum spectrum (one reduction)
+    fast = sum_spectrum(data)  # straight from the sparse records when read from a .GeoPIXE file
+    total = fast if fast is not None else data.sum(axis=(0, 1), dtype=np.float64)
+    sums = np.asarray(total.compute())  # eager-ok: the global sum spectrum (one reduction)
     labels = list(spectra["detector"].values)  # eager-ok: labels
     models = [build_model(cfg, sums[d], npixels=ny * nx, weight=weight, data_dtype=data.dtype, detector=labels[d]) for d in range(ndet)]
     lines = _union([m.line_names for m in models])

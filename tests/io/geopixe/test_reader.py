@@ -176,3 +176,23 @@ def test_example_map_reads_through_a_distributed_cluster(example_path, dask_clus
     np.testing.assert_array_equal(row, local.spectra.isel(y=17).compute(scheduler="threads"))
     assert float(ds.deadtime.mean().compute(scheduler="threads")) == float(expected_dt)
     assert int(total.sum()) > 0
+
+
+def test_fast_sum_spectrum_equals_the_dense_sum(sample_path, sample_dense, tmp_path):
+    from xrfdask.io.geopixe.reader import sum_spectrum
+
+    for chunks in (1, 3, -1, {"y": 2, "x": 7}):
+        ds = open_geopixe(sample_path, chunks=chunks)
+        np.testing.assert_array_equal(sum_spectrum(ds.spectra.data).compute(), sample_dense.sum((0, 1)))
+    # Only for the reader's own array: anything derived from it takes the generic path.
+    ds = open_geopixe(sample_path)
+    assert sum_spectrum(ds.spectra.isel(y=slice(0, 4)).data) is None
+    assert sum_spectrum((ds.spectra + 1).data) is None
+    # Corrupt bodies are reported as when decoding.
+    spectra, deadtime = gf.random_map((3, 4, 2, 16), density=1.0)
+    data, offsets = gf.build(spectra, deadtime)
+    bad = bytearray(data)
+    struct.pack_into("<H", bad, offsets[5] + 16, 999)
+    path = gf.write(tmp_path / "bad.GeoPIXE", bytes(bad))
+    with pytest.raises(FormatError, match="stores channel 999"):
+        sum_spectrum(open_geopixe(path).spectra.data).compute()

@@ -31,6 +31,7 @@ __all__ = [
     "NEED_MORE",
     "index_records",
     "decode_records",
+    "sum_records",
     "encoded_lengths",
     "encode_records",
 ]
@@ -183,6 +184,47 @@ def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
                     return UNSORTED_CHANNEL, k, p
                 previous = channel
                 spectrum[channel] = words[p + 1]
+        pos = end
+    return OK, k1, pos
+
+
+@_jit
+def sum_records(words, k0, k1, xres, ndet, nchan, y0, nrows, x0, ncols, out):
+    """Add the counts of records ``k0 .. k1-1`` inside the block to ``out`` (detector, channel).
+
+    The same walk and checks as :func:`decode_records`, without building the dense block: a sum
+    spectrum costs a pass over the sparse pairs only.
+    """
+    nwords = words.shape[0]
+    pos = 0
+    for k in range(k0, k1):
+        if pos + 8 > nwords:
+            return TRUNCATED, k, pos
+        if words[pos] != _TAG_WORD:
+            return BAD_TAG, k, pos
+        length = np.int64(words[pos + 1]) | (np.int64(words[pos + 2]) << 16)
+        if length < 16 or length % 4 != 0 or length > 16 + 4 * nchan:
+            return BAD_LENGTH, k, pos
+        end = pos + length // 2
+        if end > nwords:
+            return TRUNCATED, k, pos
+        pixel = k // ndet
+        d = k % ndet
+        x = np.int64(words[pos + 3])
+        y = np.int64(words[pos + 4])
+        if np.int64(words[pos + 5]) != d or x != pixel % xres or y != pixel // xres:
+            return MISPLACED, k, pos
+        if 0 <= y - y0 < nrows and 0 <= x - x0 < ncols:
+            total = out[d]
+            previous = -1
+            for p in range(pos + 8, end, 2):
+                channel = np.int64(words[p])
+                if channel >= nchan:
+                    return BAD_CHANNEL, k, p
+                if channel <= previous:
+                    return UNSORTED_CHANNEL, k, p
+                previous = channel
+                total[channel] += words[p + 1]
         pos = end
     return OK, k1, pos
 
