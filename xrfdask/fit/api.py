@@ -10,7 +10,7 @@ The graph, per detector (task names as on the dashboard):
    pixels only, then applied per band (``fit-refit``);
    ``method="full"`` fits each spectrum with the nonlinear model instead (``fit-full``).
 Each detector's sum spectrum is also fitted with the full model (``sum_area``,
-``sum_background``).
+``sum_background``; ``fit-sum-spectrum``, a task run beside the bands).
 """
 
 from __future__ import annotations
@@ -101,8 +101,10 @@ def fit(
     labels = list(spectra["detector"].values)  # eager-ok: labels
     models = [build_model(cfg, sums[d], npixels=ny * nx, weight=weight, data_dtype=data.dtype, detector=labels[d]) for d in range(ndet)]
     lines = _union([m.line_names for m in models])
-    sum_fits = [fit_sum_spectrum(cfg, sums[d]) for d in range(ndet)]
     token = dask.base.tokenize(data.name, cfg, method, weight)
+    # The full fits of the sum spectra run as a task, beside the bands, not before them.
+    sum_fits = dask.delayed(_fit_sums, pure=True)(cfg, sums, lines, dask_key_name=f"fit-sum-spectrum-{token}")
+    sum_fits = da.from_delayed(sum_fits, shape=(ndet, len(lines), 2), dtype=np.float64)
     if method == "full":
         area, error = _full_graph(data, cfg, lines, token)
         result_dtype = np.dtype(np.float64)
@@ -110,8 +112,7 @@ def fit(
         area, error = _linear_graph(data, models, lines, method, token)
         result_dtype = models[0].result_dtype
     dims = ("y", "x", "detector", "line")
-    sum_area = np.array([[s.get(line, (np.nan,) * 3)[0] for line in lines] for s in sum_fits])
-    sum_background = np.array([[s.get(line, (np.nan,) * 3)[2] for line in lines] for s in sum_fits])
+    sum_area, sum_background = sum_fits[..., 0], sum_fits[..., 1]
     text = config_to_text(cfg)
     out = xr.Dataset(
         {
@@ -132,6 +133,17 @@ def fit(
             "fitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
+    return out
+
+
+def _fit_sums(config: dict, sums: np.ndarray, lines: list[str]) -> np.ndarray:
+    """(detector, line, [area, background]) from the full fit of each sum spectrum."""
+    out = np.full((sums.shape[0], len(lines), 2), np.nan)
+    for d, spectrum in enumerate(sums):
+        fitted = fit_sum_spectrum(config, spectrum)
+        for i, line in enumerate(lines):
+            if line in fitted:
+                out[d, i] = fitted[line][0], fitted[line][2]
     return out
 
 
