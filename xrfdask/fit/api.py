@@ -93,7 +93,7 @@ def fit(
     data = spectra.data
     if not isinstance(data, da.Array):  # an in-memory map: bands of rows over it
         data = da.from_array(data, chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
-    data = data.rechunk({1: -1, 2: -1, 3: -1})
+    data = data.rechunk({2: -1, 3: -1})  # blocks of pixels: bands of rows, or x-blocks of long rows
     ny, nx, ndet, _ = data.shape
     fast = sum_spectrum(data)  # straight from the sparse records when read from a .GeoPIXE file
     total = fast if fast is not None else data.sum(axis=(0, 1), dtype=np.float64)
@@ -172,7 +172,7 @@ def _union(lists: list[list[str]]) -> list[str]:
 
 
 def _solve_band(block: np.ndarray, models: list[LinearModel], method: str) -> list[tuple[np.ndarray, np.ndarray, Candidates]]:
-    """Background and solve for every detector of a band of rows."""
+    """Background and solve for every detector of a block of pixels."""
     rows, cols, ndet, nchan = block.shape
     solve = _SOLVERS[method]
     # A (pixels, channels) view per detector; the solver makes the one trimmed float copy.
@@ -205,22 +205,39 @@ def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shap
     return out
 
 
+def _blocks(data: da.Array):
+    """(i, j, delayed block, rows, cols) for every block of pixels, in raster order."""
+    delayed = data.to_delayed(optimize_graph=False)
+    for i, rows in enumerate(data.chunks[0]):
+        for j, cols in enumerate(data.chunks[1]):
+            yield i, j, delayed[i, j, 0, 0], rows, cols
+
+
+def _assemble(pieces: dict, data: da.Array, nlines: int, dtype) -> tuple[da.Array, da.Array]:
+    """Areas and uncertainties (y, x, detector, line) from per-block (2, rows, cols, ...) results."""
+    ndet = data.shape[2]
+    grid = [
+        [da.from_delayed(pieces[i, j], shape=(2, rows, cols, ndet, nlines), dtype=dtype) for j, cols in enumerate(data.chunks[1])]
+        for i, rows in enumerate(data.chunks[0])
+    ]
+    both = da.concatenate([da.concatenate(row, axis=2) for row in grid], axis=1)
+    return both[0], both[1]
+
+
 def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], method: str, token: str):
     model_key = dask.delayed(models, pure=True, name=f"fit-model-{token}")
-    blocks = data.to_delayed(optimize_graph=False).reshape(-1)
     solve = dask.delayed(_solve_band, pure=True)
     pick = dask.delayed(_band_candidates, pure=True)
-    solved = [solve(b, model_key, method, dask_key_name=(f"fit-{method}-{token}", i)) for i, b in enumerate(blocks)]
-    found = [pick(s, dask_key_name=(f"fit-negatives-{token}", i)) for i, s in enumerate(solved)]
+    blocks = list(_blocks(data))
+    solved = {(i, j): solve(b, model_key, method, dask_key_name=(f"fit-{method}-{token}", i, j)) for i, j, b, _, _ in blocks}
+    found = [pick(solved[i, j], dask_key_name=(f"fit-negatives-{token}", i, j)) for i, j, *_ in blocks]
     logs = dask.delayed(_log, pure=True)(found, model_key, dask_key_name=f"xrf-global-refit-{token}")
     finish = dask.delayed(_finish_band, pure=True)
-    pieces = []
-    for i, (s, rows) in enumerate(zip(solved, data.chunks[0], strict=True)):
-        shape = (rows, data.shape[1])
-        done = finish(s, logs, model_key, lines, shape, dask_key_name=(f"fit-refit-{token}", i))
-        pieces.append(da.from_delayed(done, shape=(2, rows, data.shape[1], data.shape[2], len(lines)), dtype=models[0].result_dtype))
-    both = da.concatenate(pieces, axis=1)
-    return both[0], both[1]
+    pieces = {
+        (i, j): finish(solved[i, j], logs, model_key, lines, (rows, cols), dask_key_name=(f"fit-refit-{token}", i, j))
+        for i, j, _, rows, cols in blocks
+    }
+    return _assemble(pieces, data, len(lines), models[0].result_dtype)
 
 
 def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndarray:
@@ -235,11 +252,6 @@ def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndar
 
 def _full_graph(data: da.Array, cfg: dict, lines: list[str], token: str):
     key = config_key(cfg)
-    blocks = data.to_delayed(optimize_graph=False).reshape(-1)
     run = dask.delayed(_full_band, pure=True)
-    pieces = []
-    for i, (b, rows) in enumerate(zip(blocks, data.chunks[0], strict=True)):
-        done = run(b, key, lines, dask_key_name=(f"fit-full-{token}", i))
-        pieces.append(da.from_delayed(done, shape=(2, rows, data.shape[1], data.shape[2], len(lines)), dtype=np.float64))
-    both = da.concatenate(pieces, axis=1)
-    return both[0], both[1]
+    pieces = {(i, j): run(b, key, lines, dask_key_name=(f"fit-full-{token}", i, j)) for i, j, b, _, _ in _blocks(data)}
+    return _assemble(pieces, data, len(lines), np.float64)

@@ -163,7 +163,7 @@ def _read_scan(path: str, scan: str, shape: tuple[int, int], *, mot1_name, mot2_
             n = h5.shape(p)[0] if h5.shape(p) else 0
             if n < npts:
                 raise FormatError(f"{path}: dataset '{p}' has {n} points, the scan needs {shape[0]} x {shape[1]} = {npts}")
-            data = h5.lazy(p, 0) if lazy else np.asarray(h5.read(p), dtype=float)
+            data = h5.lazy_banded(p, 0) if lazy else np.asarray(h5.read(p), dtype=float)
             return points_to_map(data, shape, f"{path}: '{p}'")
 
         detectors = [ch0id]

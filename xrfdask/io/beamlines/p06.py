@@ -338,7 +338,7 @@ def _read_chunk(h5: H5Reader, channels: list[str]) -> tuple[da.Array, np.ndarray
         shape = h5.shape(hist)
         if len(shape) != 2:
             raise FormatError(f"{h5.path}: dataset '{hist}' has shape {shape}, expected (points, channels)")
-        s = h5.lazy(hist, 0)
+        s = h5.lazy_banded(hist, 0)
         rates = []
         for name in ("allEvent", "allGood"):
             p = _find(h5, f"{group}/scaler", name)

@@ -261,11 +261,11 @@ def encoded_lengths(spectra, emit, lengths):
 
 
 @_jit
-def encode_records(spectra, emit, lengths, dt_bits, y_first, channel_numbers, words):
+def encode_records(spectra, emit, lengths, dt_bits, y_first, x_first, channel_numbers, words):
     """Write the records of a dense block, in raster order with detectors interleaved.
 
     ``lengths`` come from :func:`encoded_lengths`; ``words`` (uint16) has room for all of them;
-    ``y_first`` is the map row of ``spectra[0]``; ``channel_numbers`` maps array positions to the
+    ``y_first``, ``x_first`` are the map row and column of ``spectra[0, 0]``; ``channel_numbers`` maps array positions to the
     channel indices stored in the file.
     """
     nrows, ncols, ndet, nchan = spectra.shape
@@ -279,7 +279,7 @@ def encode_records(spectra, emit, lengths, dt_bits, y_first, channel_numbers, wo
                 words[pos] = _TAG_WORD
                 words[pos + 1] = length & 0xFFFF
                 words[pos + 2] = length >> 16
-                words[pos + 3] = c
+                words[pos + 3] = x_first + c
                 words[pos + 4] = y_first + r
                 words[pos + 5] = d
                 if emit[r, c, d] == 1:

@@ -216,19 +216,27 @@ def _deadtime(ds: xr.Dataset, spectra: da.Array) -> da.Array:
 
 
 def _encode_tasks(spectra: da.Array, deadtime: da.Array, emit: np.ndarray, channel_numbers):
-    """One delayed ``geopixe-encode`` task per band of whole rows."""
-    spectra = spectra.rechunk({1: -1, 2: -1, 3: -1})
-    deadtime = deadtime.rechunk((spectra.chunks[0], -1, -1))
-    s_blocks = spectra.to_delayed(optimize_graph=False).ravel()
-    d_blocks = deadtime.to_delayed(optimize_graph=False).ravel()
+    """``geopixe-encode`` tasks in file order: one per band of whole rows, or, when one row is
+    over the chunk budget (x split), one per x-block of single rows (still contiguous records)."""
+    split_x = len(spectra.chunks[1]) > 1
+    if split_x:
+        spectra = spectra.rechunk({0: 1, 1: max(spectra.chunks[1]), 2: -1, 3: -1})
+    else:
+        spectra = spectra.rechunk({1: -1, 2: -1, 3: -1})
+    deadtime = deadtime.rechunk((spectra.chunks[0], spectra.chunks[1], -1))
+    s_blocks = spectra.to_delayed(optimize_graph=False)
+    d_blocks = deadtime.to_delayed(optimize_graph=False)
+    y_edges = np.cumsum((0,) + spectra.chunks[0])
+    x_edges = np.cumsum((0,) + spectra.chunks[1])
     encode = dask.delayed(encode_band, pure=True)
     tasks = []
-    y0 = 0
-    for s, d, rows in zip(s_blocks, d_blocks, spectra.chunks[0], strict=True):
-        band_emit = emit[y0 : y0 + rows]
-        key = f"geopixe-encode-{dask.base.tokenize(s.key, d.key, band_emit, channel_numbers, y0)}"
-        tasks.append(encode(s, d, band_emit, y0, channel_numbers, dask_key_name=key))
-        y0 += rows
+    for i in range(len(spectra.chunks[0])):
+        for j in range(len(spectra.chunks[1])):  # raster order: rows, then x-blocks of a row
+            y0, y1, x0, x1 = int(y_edges[i]), int(y_edges[i + 1]), int(x_edges[j]), int(x_edges[j + 1])
+            s, d = s_blocks[i, j, 0, 0], d_blocks[i, j, 0]
+            block_emit = emit[y0:y1, x0:x1]
+            key = f"geopixe-encode-{dask.base.tokenize(s.key, d.key, block_emit, channel_numbers, y0, x0)}"
+            tasks.append(encode(s, d, block_emit, y0, channel_numbers, x0, dask_key_name=key))
     return tasks
 
 
@@ -238,8 +246,9 @@ def encode_band(
     emit: np.ndarray,
     y_first: int,
     channel_numbers: np.ndarray,
+    x_first: int = 0,
 ) -> np.ndarray:
-    """Encode a band of whole rows as ``.GeoPIXE`` records.
+    """Encode a block of pixels (whole rows, or an x-block of one row) as ``.GeoPIXE`` records.
 
     Parameters
     ----------
@@ -250,6 +259,8 @@ def encode_band(
         Map row of ``spectra[0]`` (written in the records' y field).
     channel_numbers : uint16 array (channel,)
         Channel index stored for each position of the channel axis.
+    x_first : int
+        Map column of ``spectra[:, 0]``.
 
     Returns
     -------
@@ -262,11 +273,11 @@ def encode_band(
     if status != kernels.OK:
         value = spectra[r, c, d, ch]
         raise FormatError(
-            f"to_geopixe: pixel (x={c}, y={y_first + r}, detector={d}) holds {value} counts in "
+            f"to_geopixe: pixel (x={x_first + c}, y={y_first + r}, detector={d}) holds {value} counts in "
             f"channel {int(channel_numbers[ch])}; .GeoPIXE stores integers 0..65535"
         )
     total = int(lengths.sum())
     words = np.empty(total // 2, dtype=np.uint16)
     dt_bits = np.ascontiguousarray(deadtime, dtype=np.float32).view(np.uint32)
-    kernels.encode_records(spectra, emit, lengths, dt_bits, y_first, channel_numbers, words)
+    kernels.encode_records(spectra, emit, lengths, dt_bits, y_first, x_first, channel_numbers, words)
     return words.view(np.uint8)

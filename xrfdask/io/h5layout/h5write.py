@@ -126,31 +126,35 @@ def _write_small(f: h5py.File, node: Node) -> None:
     dset.attrs.update(node.attrs)
 
 
-def _chunk_shape(shape: tuple[int, ...], itemsize: int, y_axis: int, band_rows: int) -> tuple[int, ...]:
-    """HDF5 chunk: one row of a 3-D array (split along x to about 1 MiB), or one band of a map."""
+def _chunk_shape(shape: tuple[int, ...], itemsize: int, y_axis: int, band_rows: int, x_block: int | None) -> tuple[int, ...]:
+    """HDF5 chunk of a streamed array.
+
+    Spectra (y, x, channel): one row, split along x to about 1 MiB (so reading one spectrum
+    decompresses little) and dividing the streamed x-blocks. Per-pixel maps (y, x): one band of
+    rows. Stacks (line, y, x): one row of every line.
+    """
     chunk = list(shape)
     if len(shape) == 2:
         chunk[y_axis] = max(1, min(band_rows, shape[y_axis]))
         return tuple(chunk)
     chunk[y_axis] = 1
-    x_axis = y_axis + 1
-    row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != y_axis], dtype=np.int64))
-    if row_bytes > _CHUNK_TARGET and x_axis < len(shape) and shape[x_axis] > 1:
-        per_x = row_bytes // shape[x_axis]
-        chunk[x_axis] = max(1, _CHUNK_TARGET // max(1, per_x))
+    if x_block is not None:
+        per_x = itemsize * int(np.prod(shape[2:], dtype=np.int64))
+        cols = max(1, min(shape[1], _CHUNK_TARGET // max(1, per_x)))
+        cols = next(c for c in range(cols, 0, -1) if x_block % c == 0) if x_block < shape[1] else cols
+        chunk[1] = cols
     return tuple(max(1, c) for c in chunk)
 
 
-def encode_chunks(block: np.ndarray, y_axis: int, y0: int, chunk: tuple[int, ...], level: int) -> list[tuple[tuple[int, ...], bytes]]:
-    """Compress the HDF5 chunks of one band of rows, as HDF5's gzip filter would store them.
+def encode_chunks(block: np.ndarray, offsets: tuple[int, ...], chunk: tuple[int, ...], level: int) -> list[tuple[tuple[int, ...], bytes]]:
+    """Compress the HDF5 chunks of one block, as HDF5's gzip filter would store them.
 
     Parameters
     ----------
     block : array
-        The band: rows ``y0 ..`` of the dataset along ``y_axis``, every other axis whole.
-    y_axis : int
-    y0 : int
-        First row of the band in the dataset (a multiple of the chunk's rows).
+        Part of the dataset starting at ``offsets`` (each a multiple of the chunk shape).
+    offsets : tuple of int
+        Position of ``block[0, 0, ...]`` in the dataset.
     chunk : tuple of int
         HDF5 chunk shape.
     level : int
@@ -163,9 +167,7 @@ def encode_chunks(block: np.ndarray, y_axis: int, y0: int, chunk: tuple[int, ...
     """
     block = np.ascontiguousarray(block)
     out = []
-    ranges = []
-    for axis, (n, c) in enumerate(zip(block.shape, chunk, strict=True)):
-        ranges.append([(start, min(start + c, n)) for start in range(0, n, c)])
+    ranges = [[(start, min(start + c, n)) for start in range(0, n, c)] for n, c in zip(block.shape, chunk, strict=True)]
     for index in np.ndindex(*[len(r) for r in ranges]):
         bounds = [ranges[a][i] for a, i in enumerate(index)]
         piece = block[tuple(slice(a, b) for a, b in bounds)]
@@ -173,69 +175,106 @@ def encode_chunks(block: np.ndarray, y_axis: int, y0: int, chunk: tuple[int, ...
             padded = np.zeros(chunk, dtype=block.dtype)
             padded[tuple(slice(0, s) for s in piece.shape)] = piece
             piece = padded
-        offset = tuple(a + (y0 if axis == y_axis else 0) for axis, (a, _) in enumerate(bounds))
+        offset = tuple(o + a for o, (a, _) in zip(offsets, bounds, strict=True))
         out.append((offset, zlib.compress(np.ascontiguousarray(piece).tobytes(), level)))
     return out
 
 
 def _partial(block: np.ndarray, op: str) -> np.ndarray:
-    """Per-band partial sum or maximum of (y, x, channel) spectra over pixels."""
+    """Partial sum or maximum over the pixels of a (y, x, channel) block of spectra."""
     if op == "sum":
         dtype = np.float64 if np.issubdtype(block.dtype, np.floating) else np.int64
         return block.sum(axis=(0, 1), dtype=dtype)
     return block.max(axis=(0, 1)).astype(np.float64)
 
 
-def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> None:
-    """Stream band by band: every large array of the layout, and the per-band partials."""
+def _grid(nodes: list[Node]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Uniform bands of rows (so HDF5 chunks of maps align with every band) and, when the
+    spectra come in x-blocks (rows over the chunk budget), uniform x-blocks."""
+    from xrfdask.io.h5layout.stores import _split
+
     lead = max(nodes, key=lambda n: n.value.nbytes)
-    y_chunks = lead.value.chunks[lead.dims.index("y")]
-    band_rows = y_chunks[0]
-    edges = np.cumsum((0,) + y_chunks)
-    plans: list[tuple[Node, Any, int, tuple[int, ...] | None]] = []
+    y_axis = lead.dims.index("y")
+    ny = lead.value.shape[y_axis]
+    y_chunks = _split(ny, max(lead.value.chunks[y_axis]))
+    x_chunks = None
+    if lead.dims[:2] == ("y", "x") and len(lead.value.chunks[1]) > 1:
+        x_chunks = _split(lead.value.shape[1], max(lead.value.chunks[1]))
+    return y_chunks, x_chunks
+
+
+def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> None:
+    """Stream block by block: every large array of the layout, and the spectra's partials.
+
+    Blocks are bands of rows, and x-blocks of them for spectra whose rows are over the budget:
+    at most a few blocks are in memory, whatever the map size (also for one-row scans).
+    """
+    y_chunks, x_chunks = _grid(nodes)
+    band = y_chunks[0]
+    y_edges = np.cumsum((0,) + y_chunks)
+    x_edges = np.cumsum((0,) + x_chunks) if x_chunks else np.array([0])
+    nxb = len(x_chunks) if x_chunks else 1
+    plans = []  # (node, blocks[i][j] or blocks[i][0], per_xblock, chunk)
     for node in nodes:
         y_axis = node.dims.index("y")
-        value = node.value.rechunk({i: (y_chunks if i == y_axis else -1) for i in range(node.value.ndim)})
+        per_xblock = x_chunks is not None and node.dims[:2] == ("y", "x") and node.value.ndim == 3
+        rechunk = {i: -1 for i in range(node.value.ndim)}
+        rechunk[y_axis] = y_chunks
+        if per_xblock:
+            rechunk[1] = x_chunks
+        value = node.value.rechunk(rechunk)
         compress = node.compress and value.size > 0
-        chunk = _chunk_shape(value.shape, value.dtype.itemsize, y_axis, band_rows) if compress else None
+        chunk = _chunk_shape(value.shape, value.dtype.itemsize, y_axis, band, x_chunks[0] if per_xblock else None) if compress else None
         options = {"compression": "gzip", "compression_opts": GZIP_LEVEL, "chunks": chunk} if compress else {}
         dset = f.create_dataset(node.path, shape=value.shape, dtype=value.dtype, **options)
         dset.attrs.update(node.attrs)
-        plans.append((node, value.to_delayed(optimize_graph=False).reshape(-1), y_axis, chunk))
-    sources = {node.path: blocks for node, blocks, _y_axis, _chunk in plans}
-    totals: dict[str, np.ndarray | None] = {n.path: None for n in reduced}
-    tasks = []
+        blocks = value.to_delayed(optimize_graph=False)
+        blocks = blocks.reshape(len(y_chunks), -1) if y_axis == 0 else np.moveaxis(blocks, y_axis, 0).reshape(len(y_chunks), -1)
+        plans.append((node, blocks, y_axis, per_xblock, chunk))
+    sources = {node.path: (blocks, per_xblock) for node, blocks, _, per_xblock, _ in plans}
+    encode = dask.delayed(encode_chunks, pure=True)
+    partial = dask.delayed(_partial, pure=True)
+    steps, tasks = [], []
     for i in range(len(y_chunks)):
-        items = []
-        for node, blocks, y_axis, chunk in plans:
-            if chunk is None:
-                items.append(blocks[i])
+        for j in range(nxb):
+            items, where = [], []
+            for node, blocks, y_axis, per_xblock, chunk in plans:
+                if not per_xblock and j > 0:
+                    continue  # maps and stacks: whole rows, written with the first x-block
+                block = blocks[i, j if per_xblock else 0]
+                offsets = [0] * node.value.ndim
+                offsets[y_axis] = int(y_edges[i])
+                if per_xblock:
+                    offsets[1] = int(x_edges[j])
+                if chunk is None:
+                    items.append(block)
+                else:
+                    key = f"h5-encode-{dask.base.tokenize(block.key, chunk)}"
+                    items.append(encode(block, tuple(offsets), chunk, GZIP_LEVEL, dask_key_name=key))
+                where.append((node, tuple(offsets), chunk))
+            for node in reduced:
+                op, source = node.reduce
+                blocks, per_xblock = sources[source]
+                if not per_xblock and j > 0:
+                    continue
+                block = blocks[i, j if per_xblock else 0]
+                items.append(partial(block, op, dask_key_name=f"h5-{op}spec-{dask.base.tokenize(block.key, op)}"))
+                where.append((node, None, None))
+            tasks.append(items)
+            steps.append(where)
+    totals: dict[str, np.ndarray | None] = {n.path: None for n in reduced}
+    for where, results in zip(steps, iter_computed(tasks), strict=True):
+        for (node, offsets, chunk), result in zip(where, results, strict=True):
+            if offsets is None:  # a partial sum or maximum
+                op, prev = node.reduce[0], totals[node.path]
+                totals[node.path] = result if prev is None else (prev + result if op == "sum" else np.maximum(prev, result))
+            elif chunk is None:
+                f[node.path][tuple(slice(o, o + n) for o, n in zip(offsets, result.shape, strict=True))] = result
             else:
-                key = f"h5-encode-{dask.base.tokenize(blocks[i].key, chunk, y_axis)}"
-                items.append(dask.delayed(encode_chunks, pure=True)(blocks[i], y_axis, int(edges[i]), chunk, GZIP_LEVEL, dask_key_name=key))
-        for node in reduced:
-            op, source = node.reduce
-            block = sources[source][i]
-            key = f"h5-{op}spec-{dask.base.tokenize(block.key, op)}"
-            items.append(dask.delayed(_partial, pure=True)(block, op, dask_key_name=key))
-        tasks.append(items)
-    for i, results in enumerate(iter_computed(tasks)):
-        for (node, _blocks, y_axis, chunk), result in zip(plans, results, strict=False):
-            dset = f[node.path]
-            if chunk is None:
-                selection = [slice(None)] * dset.ndim
-                selection[y_axis] = slice(int(edges[i]), int(edges[i + 1]))
-                dset[tuple(selection)] = result
-            else:
+                dset = f[node.path]
                 for offset, payload in result:
                     dset.id.write_direct_chunk(offset, payload)
-        for node, partial in zip(reduced, results[len(plans) :], strict=True):
-            op = node.reduce[0]
-            prev = totals[node.path]
-            totals[node.path] = partial if prev is None else (prev + partial if op == "sum" else np.maximum(prev, partial))
     for node in reduced:
         value = totals[node.path]
-        if value is None:
-            value = np.zeros(node.value.shape, dtype=node.value.dtype)
-        node.value = value
+        node.value = value if value is not None else np.zeros(node.value.shape, dtype=node.value.dtype)
         _write_small(f, node)

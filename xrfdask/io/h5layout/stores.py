@@ -75,32 +75,30 @@ def band_chunks(
     band_axis: int,
     stored: tuple[int, ...] | None,
     budget: int | str | None = None,
-    rows: int | None = None,
 ) -> tuple[tuple[int, ...], ...]:
     """Dask chunks for an array read in bands along ``band_axis`` (the map's rows).
 
     Bands are multiples of the stored chunking along that axis and about ``budget`` bytes
-    (``xrfdask.chunk-size`` by default); other axes stay whole unless one row alone is over
-    the budget, in which case the next axis is split along its stored chunks. ``rows`` forces
-    the band height.
+    (``xrfdask.chunk-size`` by default); the other axes stay whole unless one row alone is over
+    the budget, in which case bands are one row and the next axis (the map's columns) is split,
+    in multiples of its stored chunking. A contiguous (unchunked) dataset can be sliced anywhere.
     """
     budget = parse_bytes(budget) if budget else chunk_budget()
-    stored = stored or shape
+    stored = tuple(stored) if stored else (1,) * len(shape)
     row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != band_axis], dtype=np.int64))
     chunks = [(n,) for n in shape]
     split_axis = band_axis + 1 if band_axis + 1 < len(shape) else None
-    if rows is None:
-        if row_bytes > budget and split_axis is not None:
-            rows = 1
-            per_col = max(1, row_bytes // max(1, shape[split_axis]))
-            cols = max(1, budget // per_col)
-            step = max(1, stored[split_axis])
-            cols = max(step, cols - cols % step)
-            chunks[split_axis] = _split(shape[split_axis], cols)
-        else:
-            rows = max(1, budget // max(1, row_bytes))
-            step = max(1, stored[band_axis])
-            rows = max(step, rows - rows % step)
+    if row_bytes > budget and split_axis is not None:
+        rows = 1
+        per_col = max(1, row_bytes // max(1, shape[split_axis]))
+        cols = max(1, budget // per_col)
+        step = max(1, min(stored[split_axis], shape[split_axis]))
+        cols = max(step, cols - cols % step)
+        chunks[split_axis] = _split(shape[split_axis], cols)
+    else:
+        rows = max(1, budget // max(1, row_bytes))
+        step = max(1, min(stored[band_axis], shape[band_axis]))
+        rows = max(step, rows - rows % step)
     chunks[band_axis] = _split(shape[band_axis], rows)
     return tuple(chunks)
 
@@ -132,7 +130,8 @@ class H5Reader:
     kind = "h5"
 
     def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
+        # Absolute: tasks reopen the file by path, on workers whose working folder may differ.
+        self.path = os.path.abspath(os.fspath(path))
         self._stack = contextlib.ExitStack()
         self._f = self._stack.enter_context(open_h5_file(self.path))
         st = os.stat(self.path)
@@ -174,10 +173,9 @@ class H5Reader:
         """A small dataset, now: arrays as numpy, strings decoded."""
         return decode_text(self._dataset(path)[()])
 
-    def lazy(self, path: str, band_axis: int, *, budget=None, rows=None) -> da.Array:
-        """A large dataset as a dask array of ``h5-read`` tasks, banded along ``band_axis``."""
+    def lazy(self, path: str, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+        """A large dataset as a dask array of ``h5-read`` tasks, one hyperslab per chunk."""
         dset = self._dataset(path)
-        chunks = band_chunks(dset.shape, dset.dtype.itemsize, band_axis, dset.chunks, budget, rows)
         name = f"h5-read-{dask.base.tokenize(self._token, path, chunks)}"
         edges = [np.cumsum((0,) + c) for c in chunks]
         dsk = {}
@@ -187,6 +185,11 @@ class H5Reader:
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
         meta = np.empty((0,) * len(chunks), dtype=dset.dtype)
         return da.Array(graph, name, chunks, meta=meta)
+
+    def lazy_banded(self, path: str, band_axis: int = 0, budget=None) -> da.Array:
+        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see :func:`band_chunks`)."""
+        chunks = band_chunks(self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget)
+        return self.lazy(path, chunks)
 
     def _dataset(self, path: str) -> h5py.Dataset:
         node = self._f.get(path)
@@ -202,7 +205,7 @@ class ZarrReader:
     kind = "zarr"
 
     def __init__(self, store: str | os.PathLike):
-        self.path = os.fspath(store)
+        self.path = os.path.abspath(os.fspath(store))
         try:
             self._g = zarr.open_group(self.path, mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else OSError):
@@ -251,10 +254,17 @@ class ZarrReader:
     def read(self, path: str) -> Any:
         return decode_text(np.asarray(self._array(path)[...]))
 
-    def lazy(self, path: str, band_axis: int, *, budget=None, rows=None) -> da.Array:
-        array = self._array(path)
-        chunks = band_chunks(array.shape, array.dtype.itemsize, band_axis, array.chunks, budget, rows)
-        return da.from_zarr(self.path, component=path, chunks=chunks, name=f"zarr-read-{dask.base.tokenize(self.path, path, chunks)}")
+    def lazy(self, path: str, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+        """A large array as a dask array (its own zarr chunks, regrouped to ``chunks``)."""
+        self._array(path)
+        stamp = _mtime(os.path.join(self.path, path))  # a rewritten store gives new task names
+        name = f"zarr-read-{dask.base.tokenize(self.path, path, chunks, stamp)}"
+        return da.from_zarr(self.path, component=path, chunks=chunks, name=name)
+
+    def lazy_banded(self, path: str, band_axis: int = 0, budget=None) -> da.Array:
+        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see :func:`band_chunks`)."""
+        chunks = band_chunks(self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget)
+        return self.lazy(path, chunks)
 
     def _array(self, path: str):
         node = self._node(path)
@@ -262,6 +272,15 @@ class ZarrReader:
             what = "is a group" if node is not None else "is missing"
             raise FormatError(f"{self.path}: array '{path}' {what}")
         return node
+
+
+def _mtime(path: str) -> int:
+    for meta in (".zarray", "zarr.json"):
+        try:
+            return os.stat(os.path.join(path, meta)).st_mtime_ns
+        except OSError:
+            continue
+    return 0
 
 
 def attrs_json(attrs: dict[str, Any]) -> str:

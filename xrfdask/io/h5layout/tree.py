@@ -202,7 +202,7 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
     budget = _budget(chunks)
     first = f"raw/{channels[0]}/spectra"
     shape0 = _map_shape(reader, first, 3)
-    rows = _band_rows(reader, first, shape0, budget, len(channels))
+    plan = _map_plan(reader, first, shape0, budget, len(channels))
     spectra, pixel_vars, spectrum_vars = [], {}, {}
     for channel in channels:
         p = f"raw/{channel}/spectra"
@@ -214,11 +214,11 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
             )
         if shape[2] != shape0[2]:
             raise FormatError(f"{path}: dataset '{p}' has {shape[2]} channels but '{first}' has {shape0[2]}")
-        spectra.append(_lazy_map(reader, p, shape, rows))
+        spectra.append(_lazy_map(reader, p, shape, plan))
         for name in schema.RAW_CHANNEL_PIXEL:
             q = f"raw/{channel}/{name}"
             if reader.has(q):
-                pixel_vars.setdefault(name, []).append(_lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), rows))
+                pixel_vars.setdefault(name, []).append(_lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), plan))
         for name in schema.RAW_CHANNEL_SPECTRUM:
             q = f"raw/{channel}/{name}"
             if reader.has(q):
@@ -240,7 +240,7 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
     for name in schema.RAW_PER_PIXEL:
         q = f"raw/{name}"
         if reader.has(q):
-            data_vars[name] = (MAP_DIMS, _lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), rows), with_attrs(name, _stored_attrs(reader, q)))
+            data_vars[name] = (MAP_DIMS, _lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), plan), with_attrs(name, _stored_attrs(reader, q)))
     motors = {}
     for name in schema.RAW_MOTORS:
         if reader.has(name):
@@ -277,22 +277,28 @@ def _map_shape(reader, p: str, ndim: int, expect: tuple[int, int] | None = None)
     return shape
 
 
-def _band_rows(reader, p: str, shape, budget, ndet: int) -> int:
+def _map_plan(reader, p: str, shape: tuple[int, ...], budget, ndet: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Row and column chunks for every per-pixel array of a raw map, from its spectra.
+
+    Bands of rows follow the spectra's own chunking and the budget for all detectors together;
+    a row alone over the budget is split along x (also a 1-D scan's single row).
+    """
     from xrfdask.io.h5layout.stores import band_chunks
 
-    itemsize = reader.dtype(p).itemsize * ndet  # a block holds every detector
     stored = reader.stored_chunks(p)
     if stored is not None and len(stored) < len(shape):  # 1-D scan stored without its row axis
         stored = (1, *stored)
-    chunks = band_chunks(shape, itemsize, 0, stored, budget)
-    return chunks[0][0]
+    chunks = band_chunks(shape, reader.dtype(p).itemsize * ndet, 0, stored, budget)
+    return chunks[0], chunks[1]
 
 
-def _lazy_map(reader, p: str, shape: tuple[int, ...], rows: int) -> da.Array:
-    stored = reader.shape(p)
-    if len(stored) < len(shape):  # 1-D scan: one row
-        return reader.lazy(p, 0, rows=stored[0] if len(stored) > 1 else None)[None, ...]
-    return reader.lazy(p, 0, rows=rows)
+def _lazy_map(reader, p: str, shape: tuple[int, ...], plan) -> da.Array:
+    """A (rows, columns, ...) dataset as dask, chunked by ``plan`` (a 1-D scan gets its row axis)."""
+    y_chunks, x_chunks = plan
+    trailing = tuple((n,) for n in shape[2:])
+    if len(reader.shape(p)) < len(shape):  # stored without the row axis
+        return reader.lazy(p, (x_chunks, *trailing))[None, ...]
+    return reader.lazy(p, (y_chunks, x_chunks, *trailing))
 
 
 def _stored_attrs(reader, p: str) -> dict[str, Any]:
@@ -499,11 +505,10 @@ def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
         dims = f.dims
         if "y" in dims and shape is not None:
             y_axis = dims.index("y")
-            if len(stored) == len(dims) - 1:  # 1-D scan: the y axis was dropped
-                array = reader.lazy(p, y_axis, budget=_budget(chunks))
-                array = da.expand_dims(array, axis=y_axis)
+            if len(stored) == len(dims) - 1:  # 1-D scan: the y axis was dropped (bands along x)
+                array = da.expand_dims(reader.lazy_banded(p, y_axis, _budget(chunks)), axis=y_axis)
             elif len(stored) == len(dims):
-                array = reader.lazy(p, y_axis, budget=_budget(chunks))
+                array = reader.lazy_banded(p, y_axis, _budget(chunks))
             else:
                 raise FormatError(f"{reader.path}: dataset '{p}' has shape {stored}, expected dims {dims}")
             if tuple(array.shape[y_axis : y_axis + 2]) != tuple(shape):

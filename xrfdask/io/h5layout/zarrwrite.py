@@ -116,10 +116,17 @@ def _write_groups(store: str, layout: Layout) -> None:
             ds[name] = xr.Variable(node.dims, value, attrs=dict(node.attrs))
             if isinstance(value, da.Array) and "y" in node.dims:
                 y_axis = node.dims.index("y")
-                band = value.chunks[y_axis][0]
-                # Uniform bands along y, other axes whole: every band holds whole zarr chunks.
-                ds[name] = ds[name].chunk({dim: (band if i == y_axis else -1) for i, dim in enumerate(node.dims)})
-                encoding[name] = {"chunks": _zarr_chunks(value.shape, value.dtype.itemsize, y_axis, band)}
+                band = max(value.chunks[y_axis])
+                # Spectra whose rows are over the budget keep their x-blocks (one-row scans too).
+                split_x = node.dims[:2] == ("y", "x") and value.ndim == 3 and len(value.chunks[1]) > 1
+                x_block = max(value.chunks[1]) if split_x else None
+                # Uniform blocks: every block holds whole zarr chunks.
+                plan = {dim: -1 for dim in node.dims}
+                plan[node.dims[y_axis]] = band
+                if split_x:
+                    plan["x"] = x_block
+                ds[name] = ds[name].chunk(plan)
+                encoding[name] = {"chunks": _zarr_chunks(value.shape, value.dtype.itemsize, y_axis, band, x_block)}
             elif isinstance(value, da.Array):
                 encoding[name] = {"chunks": value.shape or None}
                 ds[name] = ds[name].chunk(dict.fromkeys(node.dims, -1)) if node.dims else ds[name]
@@ -192,8 +199,17 @@ def write_chunks(block: np.ndarray, folder: str, offset: tuple[int, ...], meta: 
     return written
 
 
-def _zarr_chunks(shape: tuple[int, ...], itemsize: int, y_axis: int, band: int) -> tuple[int, ...]:
-    """Zarr chunk: a number of rows dividing the dask band, about 4 MiB, other axes whole."""
+def _zarr_chunks(shape: tuple[int, ...], itemsize: int, y_axis: int, band: int, x_block: int | None = None) -> tuple[int, ...]:
+    """Zarr chunk: rows dividing the dask band (or columns dividing the x-block), about 4 MiB."""
+    chunks = [max(1, n) for n in shape]
+    if x_block is not None:  # one row, split along x
+        per_x = itemsize * int(np.prod(shape[2:], dtype=np.int64))
+        cols = max(1, min(x_block, _CHUNK_TARGET // max(1, per_x)))
+        chunks[y_axis] = 1
+        chunks[1] = next(c for c in range(cols, 0, -1) if x_block % c == 0)
+        return tuple(chunks)
     row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != y_axis], dtype=np.int64))
-    rows = next((r for r in range(band, 0, -1) if band % r == 0 and r * row_bytes <= _CHUNK_TARGET), 1)
-    return tuple(rows if i == y_axis else max(1, n) for i, n in enumerate(shape))
+    chunks[y_axis] = next((r for r in range(band, 0, -1) if band % r == 0 and r * row_bytes <= _CHUNK_TARGET), 1)
+    return tuple(chunks)
+
+
