@@ -245,3 +245,10 @@ def test_fit_command(capsys, tmp_path, example_path):
     assert code == 2 and "give --config CFG or --elements" in err
     code, stdout, err = run(capsys, "fit", str(example_path), "--elements", "Fe", "Qq", "-o", str(tmp_path / "x.h5"))
     assert code == 1 and "Qq" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_group_is_one_line(capsys, tmp_path, sample_path):
+    h5 = tmp_path / "m.h5"
+    assert run(capsys, "convert", str(sample_path), str(h5))[0] == 0
+    code, out, err = run(capsys, "convert", str(h5), str(tmp_path / "o.h5"), "--group", "foo")
+    assert code == 1 and "unknown group 'foo'" in err and len(err.strip().splitlines()) == 1

@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     fitp.add_argument("--method", choices=("linear", "pymca", "full"), default="linear", help="default %(default)s")
     fitp.add_argument("--detector", default=None, help="a detector number or label, or 'sum' (default: every detector)")
     fitp.add_argument("--excitation", type=float, metavar="KEV", help="excitation energy (needed for h5 maps without a tube)")
+    fitp.add_argument("--calibration", type=float, nargs=2, metavar=("ZERO", "GAIN"), help="energy = ZERO + GAIN x channel, keV (maps without an energy coordinate)")
     fitp.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.h5 or OUT.zarr")
     fitp.add_argument("--png", metavar="FILE.png", help="also draw the element maps")
     fitp.add_argument("--overwrite", action="store_true", help="replace an existing fit group")
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{prog}: error: {exc} (see {prog} --help)", file=sys.stderr)
         return 2
-    except (XrfdaskError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as exc:
+    except (XrfdaskError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as exc:
         message = str(exc).replace("pass overwrite=True", "use --overwrite")
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
@@ -457,7 +458,8 @@ def _cmd_fit(args) -> int:
             if args.config:
                 base = load_config(args.config)
                 overrides = {k: v for k, v in base.items() if k != "peaks"}
-            config = make_fit_config(ds, args.elements, excitation_energy=args.excitation, **overrides)
+            detector_cfg = {"zero": args.calibration[0], "gain": args.calibration[1]} if args.calibration else None
+            config = make_fit_config(ds, args.elements, excitation_energy=args.excitation, detector=detector_cfg, **overrides)
         else:
             config = args.config
         t0 = time.perf_counter()

@@ -96,44 +96,58 @@ def materialize_globals(tasks: Sequence[Any]) -> list[Any]:
     A writer that computes a result band by band would otherwise recompute, for every band, any
     task that all bands depend on (such as the refit decided from the whole map, ``xrf-global-…``).
     Those tasks are computed first, in one computation (which keeps only their small inputs), and
-    substituted; the bands are then independent.
+    substituted; the bands are then independent. Cost: one look at the layer names of each
+    distinct graph, so nothing when there is no such task.
     """
     from dask.base import is_dask_collection
-    from dask.utils import key_split
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
     flat = [t for item in tasks for t in (item if isinstance(item, list | tuple) else [item])]
-    graph: dict = {}
+    graphs: dict[int, Any] = {}
     for t in flat:
         if is_dask_collection(t):
-            graph.update(t.__dask_graph__())
-    keys = [k for k in graph if key_split(k).startswith(GLOBAL_PREFIX)]
-    if not keys:
+            g = t.__dask_graph__()
+            graphs.setdefault(id(g), g)
+    found: dict[str, Any] = {}  # global layer name -> its graph
+    for g in graphs.values():
+        layers = g.layers if isinstance(g, HighLevelGraph) else {k: None for k in g}
+        for name in layers:
+            if isinstance(name, str) and name.startswith(GLOBAL_PREFIX):
+                found.setdefault(name, g)
+    if not found:
         return list(tasks)
     from dask.delayed import Delayed
 
-    values = dask.compute(*[Delayed(k, graph) for k in keys])
-    known = dict(zip(keys, values, strict=True))
-    return [_substitute(item, known) for item in tasks]
+    values = dict(zip(found, dask.compute(*[Delayed(name, g) for name, g in found.items()]), strict=True))
+    replaced: dict[int, Any] = {}
+
+    def substituted(g):
+        if id(g) not in replaced:
+            if isinstance(g, HighLevelGraph):
+                layers, deps = dict(g.layers), dict(g.dependencies)
+                for name, value in values.items():
+                    if name in layers:
+                        layers[name] = MaterializedLayer({name: value})
+                        deps[name] = set()
+                replaced[id(g)] = HighLevelGraph(layers, deps)
+            else:
+                replaced[id(g)] = {**g, **{k: v for k, v in values.items() if k in g}}
+        return replaced[id(g)]
+
+    return [_substitute(item, substituted) for item in tasks]
 
 
-def _substitute(item: Any, known: dict) -> Any:
+def _substitute(item: Any, substituted) -> Any:
     from dask.delayed import Delayed
 
     if isinstance(item, list | tuple):
-        return type(item)(_substitute(i, known) for i in item)
+        return type(item)(_substitute(i, substituted) for i in item)
     if isinstance(item, Delayed):
-        dsk = dict(item.__dask_graph__())
-        if not any(k in dsk for k in known):
-            return item
-        dsk.update({k: v for k, v in known.items() if k in dsk})
-        return Delayed(item.key, dsk)
+        return Delayed(item.key, substituted(item.__dask_graph__()))
     if hasattr(item, "__dask_graph__") and hasattr(item, "chunks"):  # a dask array
-        dsk = dict(item.__dask_graph__())
-        if not any(k in dsk for k in known):
-            return item
-        dsk.update({k: v for k, v in known.items() if k in dsk})
         import dask.array as da
 
-        return da.Array(dsk, item.name, item.chunks, meta=item._meta)
+        return da.Array(substituted(item.__dask_graph__()), item.name, item.chunks, meta=item._meta)
     return item
 
 

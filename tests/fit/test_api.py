@@ -250,3 +250,20 @@ def test_streamed_writers_decide_the_refit_once(example_path, config, monkeypatc
     to_h5(fit, tmp_path / "fit.h5")
     assert calls == [1]
     np.testing.assert_allclose(open_h5(tmp_path / "fit.h5", group="fit").peak_area.values, fit.peak_area.values, rtol=1e-6)
+
+
+def test_chunk_invariance_with_rows_split_along_x(example_path, config, fits):
+    with dask.config.set({"xrfdask.chunk-size": "300KiB"}):
+        ds = xd.open_geopixe(example_path)
+        assert len(ds.spectra.chunks[1]) > 1
+        got = xd.fit(ds, config).peak_area.values
+    np.testing.assert_allclose(got, fits["linear"].peak_area.values, rtol=1e-6, atol=1e-3)
+
+
+def test_configuration_pymca_rejects_fails_before_any_task(example, config):
+    bad = copy.deepcopy(config)
+    bad["attenuators"]["Matrix"] = [1, "MULTILAYER", 1.0, 0.1, 45.0, 45.0, 0, 90.0]
+    bad["multilayer"] = {"Layer0": [1, "Qq", 1.0, 0.1]}
+    with dask.config.set(scheduler=ComputeForbidden()):
+        with pytest.raises(ConfigError, match="PyMca rejects the configuration"):
+            xd.fit(example, bad)

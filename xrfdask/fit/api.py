@@ -25,7 +25,7 @@ import xarray as xr
 
 from xrfdask.errors import ConfigError
 from xrfdask.fit.config import config_to_text, load_config, validate_config
-from xrfdask.fit.model import LinearModel, build_model
+from xrfdask.fit.model import LinearModel, build_model, check_with_pymca
 from xrfdask.fit.refit import Candidates, refit_log, replay
 from xrfdask.io.geopixe.reader import sum_spectrum
 from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
@@ -90,6 +90,7 @@ def fit(
         raise ConfigError(f"weight={weight!r}: expected None, 0, 1 or 2")
     if method == "linear" and (weight == 2 or (weight is None and cfg["fit"].get("fitweight"))):
         raise ConfigError("fit.fitweight: individual weights are for method='pymca' or 'full', not 'linear'")
+    check_with_pymca(cfg, weight=weight, npixels=spectra.sizes["y"] * spectra.sizes["x"])
     data = spectra.data
     if not isinstance(data, da.Array):  # an in-memory map: bands of rows over it
         data = da.from_array(data, chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
@@ -160,7 +161,7 @@ def _spectra(ds: xr.Dataset, detector: Any) -> xr.DataArray:
     if detector not in labels:
         if isinstance(detector, int) and 0 <= detector < len(labels):
             return spectra.isel(detector=[detector])
-        raise ConfigError(f"detector={detector!r}: the map has detectors {labels} (or use 'sum')")
+        raise ConfigError(f"detector={detector!r}: the map has detectors {[getattr(v, 'item', lambda: v)() for v in labels]} (or use 'sum')")
     return spectra.sel(detector=[detector])
 
 

@@ -181,6 +181,21 @@ def build_model(
     )
 
 
+def check_with_pymca(config: dict, *, weight: int | None, npixels: int) -> None:
+    """Configure PyMca now (cached for the fit): what it rejects becomes a :class:`ConfigError`."""
+    from xrfdask.errors import ConfigError
+    from xrfdask.fit.solvers import PYMCA_LOCK, config_key
+
+    try:
+        with PYMCA_LOCK:
+            _configured(config_key(config), weight, npixels)
+    except Exception as exc:  # noqa: BLE001 - PyMca raises KeyError, ValueError... on bad entries
+        raise ConfigError(
+            f"PyMca rejects the configuration ({type(exc).__name__}: {exc}); check the attenuators, "
+            "multilayer and materials sections"
+        ) from None
+
+
 @functools.lru_cache(maxsize=8)
 def _configured(key: str, weight: int | None, npixels: int):
     """A configured ``FastXRFLinearFit`` per configuration and weighting, in this process.

@@ -40,7 +40,9 @@ def solve_linear(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, n
     if model.strip:
         subtract_background(y, model.snip_width, filter_width=model.filter_width, anchors=model.anchors)
     weighted = y if model.sigma_b is None else y / _weights(model).T.astype(y.dtype)
-    x = (weighted @ model.pinv.T.astype(y.dtype, copy=False)).astype(model.result_dtype, copy=False)
+    # The product in float64: a float32 GEMM's rounding depends on how pixels are batched, and a
+    # result must not depend on the chunking.
+    x = (weighted @ model.pinv.T).astype(model.result_dtype, copy=False)
     sigma = np.broadcast_to(model.sigma.astype(model.result_dtype), x.shape).copy()
     return x, sigma, candidates(model, x, sigma, lambda rows: y[rows].T)
 

@@ -202,3 +202,23 @@ def test_repeated_detector_blocks_survive_a_round_trip(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(open_geopixe(one).spectra.values, spectra[:, :, 1:])
+
+
+def test_channel_selections_keep_their_energies(sample_path, sample_dense, tmp_path):
+    ds = open_geopixe(sample_path)
+    part = ds.isel(channel=slice(1000, 3000))
+    back = open_geopixe(to_geopixe(part, tmp_path / "part.GeoPIXE"))
+    np.testing.assert_array_equal(back.spectra.isel(channel=slice(1000, 3000)).values, sample_dense[..., 1000:3000])
+    assert not back.spectra.isel(channel=slice(0, 1000)).values.any()
+    # A map without a GeoPIXE header, every second channel: Chan covers the numbers kept and
+    # the gain is per channel number.
+    mem = xr.Dataset(
+        {"spectra": (("y", "x", "detector", "channel"), sample_dense[:2, :3, :, 100:200:2].astype(np.int32))},
+        coords={"channel": np.arange(100, 200, 2), "energy": ("channel", np.arange(100, 200, 2) * 0.01)},
+    )
+    out = to_geopixe(mem, tmp_path / "strided.GeoPIXE")
+    hdr = read_header(out)
+    assert hdr.nchan == 199 and hdr.gain_ev == pytest.approx(10.0)
+    back = open_geopixe(out)
+    np.testing.assert_array_equal(back.spectra.values[..., 100:200:2], sample_dense[:2, :3, :, 100:200:2])
+    assert float(back.energy[150]) == pytest.approx(1.5)

@@ -177,3 +177,19 @@ def test_bad_result_groups(tmp_path):
         open_h5(path, group="quant")
     with pytest.raises(ValueError, match="unknown group 'fits'"):
         open_h5(path, group="fits")
+
+
+def test_single_detector_sum_detector_and_coordinates(tmp_path):
+    rng = np.random.default_rng(5)
+    ds = result("fit", rng).assign_coords(y=("y", np.arange(NY) * 0.5, {"units": "mm"}), x=("x", np.arange(NX) * 0.25, {"units": "mm"}))
+    one = ds.isel(detector=0)  # a scalar detector coordinate
+    back = open_h5(to_h5(one, tmp_path / "one.h5"), group="fit")
+    np.testing.assert_array_equal(back.peak_area.isel(detector=0).values, one.peak_area.values)
+    # No raw/ motors: the result's own coordinates come back.
+    np.testing.assert_array_equal(back.x.values, np.arange(NX) * 0.25)
+    assert back.x.attrs["units"] == "mm"
+    summed = ds.isel(detector=[0]).assign_coords(detector=["sum"])
+    path = to_h5(summed, tmp_path / "sum.h5")
+    with h5py.File(path) as f:
+        assert list(f["fit"]) == ["coords", "sum"]  # not a channelXX: xrf_proc's scripts skip it
+    assert list(open_h5(path, group="fit").detector.values) == ["sum"]

@@ -127,3 +127,38 @@ def test_example_map_to_h5_and_zarr_through_a_distributed_cluster(example_path, 
     np.testing.assert_array_equal(back.values, local.spectra.sum(("y", "x")).values)
     with h5py.File(h5) as f:
         np.testing.assert_array_equal(f["raw/channel01/sumspec"][...], local.spectra.values[:, :, 1].sum((0, 1)))
+
+
+def test_rows_over_the_budget_are_split_along_x(tmp_path, sample_path, sample_dense):
+    """A row bigger than the chunk budget (one-row scans, very wide maps) never loads whole."""
+    with dask.config.set({"xrfdask.chunk-size": "100KiB"}):
+        ds = open_geopixe(sample_path)
+        assert len(ds.spectra.chunks[1]) > 1
+        h5 = to_h5(ds, tmp_path / "wide.h5")
+        store = to_zarr(ds, tmp_path / "wide.zarr")
+        for back in (open_h5(h5), open_zarr(store)):
+            assert len(back.spectra.chunks[1]) > 1 and max(back.spectra.chunks[0]) == 1
+            np.testing.assert_array_equal(back.spectra.values, sample_dense)
+            np.testing.assert_array_equal(back.sumspec.values, sample_dense.sum((0, 1)))
+    with h5py.File(h5) as f:
+        assert f["raw/channel00/spectra"].chunks == (1, 6, 4096)
+
+
+def test_one_dimensional_and_contiguous_datasets_are_read_in_pieces(tmp_path):
+    path = tmp_path / "line.h5"
+    spectra = np.random.default_rng(0).poisson(2, (400, 256)).astype(np.uint32)
+    with h5py.File(path, "w") as f:
+        f["raw/channel00/spectra"] = spectra  # 1-D scan, contiguous (no HDF5 chunks)
+        f["raw/channel00/icr"] = np.ones(400)
+        f["raw/channel00/ocr"] = np.ones(400)
+    with dask.config.set({"xrfdask.chunk-size": "64KiB"}):
+        ds = open_h5(path)
+    assert ds.spectra.shape == (1, 400, 1, 256)
+    assert max(ds.spectra.chunks[1]) * 256 * 4 <= 64 * 1024 and len(ds.spectra.chunks[1]) > 1
+    np.testing.assert_array_equal(ds.spectra.values[0, :, 0], spectra)
+
+
+def test_cropped_maps_write(tmp_path, sample_path, sample_dense):
+    crop = open_geopixe(sample_path, chunks=3).isel(y=slice(1, None), x=slice(2, 17))
+    np.testing.assert_array_equal(open_h5(to_h5(crop, tmp_path / "crop.h5")).spectra.values, sample_dense[1:, 2:17])
+    np.testing.assert_array_equal(open_zarr(to_zarr(crop, tmp_path / "crop.zarr")).spectra.values, sample_dense[1:, 2:17])

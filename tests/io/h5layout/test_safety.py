@@ -137,3 +137,17 @@ def test_file_open_for_writing_elsewhere(converted):
     time.sleep(0.1)
     np.testing.assert_array_equal(open_h5(path).spectra.values, ds.spectra.values)
     assert "fit" not in h5py.File(path, "r")
+
+
+def test_overwriting_a_raw_file_open_for_writing_elsewhere(converted):
+    ds, path = converted
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import h5py, sys; f = h5py.File({str(path)!r}, 'a'); print('open', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(FileLockedError):
+            to_h5(ds, path, overwrite=True)
+    finally:
+        holder.communicate("\n", timeout=30)

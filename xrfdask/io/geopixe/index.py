@@ -205,7 +205,8 @@ def build_index(path: str | os.PathLike, *, cache: bool = True) -> GeoPixeIndex:
     length, a record whose x, y or detector is not the next expected one, surplus records) raises
     :class:`~xrfdask.errors.FormatError` naming the byte offset.
     """
-    path = os.fspath(path)
+    # Absolute: read tasks reopen the file by path, on workers whose working folder may differ.
+    path = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(path)
     except OSError as exc:

@@ -65,8 +65,8 @@ def to_geopixe(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fal
         raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
     spectra = _spectra(ds)
     ny, nx, ndet, nchan = spectra.shape
-    header = dump_header(_header_fields(ds, ny, nx, ndet, nchan))
     channel_numbers = _channel_numbers(ds, nchan)
+    header = dump_header(_header_fields(ds, ny, nx, ndet, int(channel_numbers[-1]) + 1 if nchan else 0))
     emit = _emit_mask(ds, (ny, nx, ndet))
     deadtime = _deadtime(ds, spectra)
 
@@ -92,9 +92,12 @@ def _spectra(ds: xr.Dataset) -> da.Array:
 
 
 def _header_fields(ds: xr.Dataset, ny: int, nx: int, ndet: int, nchan: int) -> dict[str, Any]:
+    """The header to write; ``nchan`` is one past the highest channel number stored."""
     source = ds.attrs.get("geopixe_header")
     fields = copy.deepcopy(source) if isinstance(source, dict) else _new_header(ds, ndet, nchan)
     fh = fields.setdefault("File Header", {})
+    if not isinstance(fh.get("Chan"), int) or fh["Chan"] < nchan:
+        fh["Chan"] = nchan  # a selection of channels keeps their numbers: Chan must cover them
     for dim, n, res_key, size_key in (("x", nx, "Xres", "Width (mm)"), ("y", ny, "Yres", "Height (mm)")):
         old_res, old_size = fh.get(res_key), fh.get(size_key)
         pitch = _coordinate_pitch(ds, dim)
@@ -116,8 +119,10 @@ def _new_header(ds: xr.Dataset, ndet: int, nchan: int) -> dict[str, Any]:
     gain_ev = 10.0
     if "energy" in ds.coords and ds.sizes["channel"] > 1:
         energy = np.asarray(ds["energy"].values, dtype=float)  # eager-ok: 1-D coordinate
-        gain_ev = float(np.mean(np.diff(energy)) * 1000.0)
-        offset = energy[0] - np.asarray(ds["channel"].values[0]) * gain_ev / 1000.0
+        channel = np.asarray(ds["channel"].values, dtype=float)  # eager-ok: 1-D coordinate
+        # keV per channel *number* (a strided selection of channels keeps the calibration).
+        gain_ev = float((energy[-1] - energy[0]) / (channel[-1] - channel[0]) * 1000.0)
+        offset = energy[0] - channel[0] * gain_ev / 1000.0
         if abs(offset) > 1e-6:
             warnings.warn(
                 f"to_geopixe: energy calibration offset {offset:.4g} keV cannot be stored in a "

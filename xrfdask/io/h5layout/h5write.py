@@ -39,12 +39,25 @@ def write_h5(layout: Layout, path: str, *, overwrite: bool = False) -> str:
     """Write ``layout`` to ``path`` (see module docstring for the safety rules)."""
     path = os.fspath(path)
     if layout.group == "raw" or not os.path.exists(path):
+        if os.path.exists(path) and overwrite:
+            _not_locked(path)  # replacing it under a writer would lose that writer's data
         with atomic_output(path, overwrite=overwrite) as tmp:
             with h5py.File(tmp, "w") as f:
                 _write_nodes(f, layout)
         return path
     _replace_group(layout, path, overwrite)
     return path
+
+
+def _not_locked(path: str) -> None:
+    """Raise FileLockedError if another program has the HDF5 file open for writing."""
+    from xrfdask.errors import FormatError
+
+    try:
+        with open_h5_file(path, "r"):
+            pass
+    except FormatError:
+        pass  # not an HDF5 file: nothing can be writing it as one
 
 
 def _replace_group(layout: Layout, path: str, overwrite: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Field", "GroupSchema", "RAW", "RESULT_GROUPS", "result_schema", "channel_name"]
+__all__ = ["Field", "GroupSchema", "RESULT_GROUPS", "result_schema", "channel_name", "is_channel_group", "SUM_GROUP"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,6 @@ RAW_PER_PIXEL = ("I0", "I1", "acquisition_time")
 RAW_MOTORS = ("mot1", "mot2")
 RAW_CHANNEL_PIXEL = ("icr", "ocr", "deadtime", "present")
 RAW_CHANNEL_SPECTRUM = ("sumspec", "maxspec")
-RAW = "raw"
 
 
 def result_schema(group: str) -> GroupSchema:
@@ -180,10 +179,20 @@ def result_schema(group: str) -> GroupSchema:
         raise ValueError(f"unknown group {group!r}; the layout has {known}") from None
 
 
+SUM_GROUP = "sum"  # the detector-summed "detector": not a channelXX, so xrf_proc's scripts skip it
+
+
 def channel_name(label) -> str:
-    """HDF5 group name of a detector label: 0 -> "channel00"; "channel01" stays."""
+    """HDF5 group name of a detector label: 0 -> "channel00"; "channel01" stays; "sum" stays."""
     if isinstance(label, bytes):
         label = label.decode()
     if isinstance(label, str):
-        return label if label.startswith("channel") else f"channel{label}"
+        if label == SUM_GROUP or label.startswith("channel"):
+            return label
+        return f"channel{label}"
     return f"channel{int(label):02d}"
+
+
+def is_channel_group(name: str) -> bool:
+    """A detector's group in the layout (``channelXX``, or ``sum`` for summed detectors)."""
+    return name.startswith("channel") or name == SUM_GROUP

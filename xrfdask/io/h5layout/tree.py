@@ -80,7 +80,7 @@ def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _channels(ds: xr.Dataset) -> list[tuple[Any, str]]:
-    labels = ds["detector"].values.tolist() if "detector" in ds.coords else list(range(ds.sizes.get("detector", 1)))  # eager-ok: labels
+    labels = np.atleast_1d(ds["detector"].values).tolist() if "detector" in ds.coords else list(range(ds.sizes.get("detector", 1)))  # eager-ok: labels
     names = [schema.channel_name(label) for label in labels]
     if len(set(names)) != len(names):
         raise ValueError(f"detector labels {labels} give duplicate channel group names")
@@ -196,7 +196,7 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
     path = reader.path
     if not reader.is_group("raw"):
         raise FormatError(f"{path}: group 'raw' is missing: not a uniform-layout raw map")
-    channels = [k for k in reader.keys("raw") if k.startswith("channel") and reader.is_group(f"raw/{k}")]
+    channels = [k for k in reader.keys("raw") if schema.is_channel_group(k) and reader.is_group(f"raw/{k}")]
     if not channels:
         raise FormatError(f"{path}: no 'raw/channelXX' group with spectra")
     budget = _budget(chunks)
@@ -342,6 +342,7 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
         if not cnc:
             raise ValueError(f"group {group!r} needs the reference name: pass group='{group}/<file>.cnc'")
         group = f"{group}/{cnc}"
+    ds = _small_computed(ds)
     channels = _channels(ds)
     nodes: list[Node] = []
     line_masks = _line_masks(ds, sch)
@@ -374,15 +375,31 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
             for i in range(spectra.sizes["class"]):
                 attrs = {"NPixels": int(sizes[i])} if sizes is not None else {}
                 nodes.append(Node(f"{base}/sumspec_{i}", spectra.isel({"class": i}).data, ("channel",), attrs=attrs))
+    for dim in ("y", "x"):  # the map's coordinates (motors may be absent or of another map)
+        if dim in ds.coords and ds[dim].ndim == 1 and dim in ds.dims:
+            coord = ds[dim]
+            attrs = {k: v for k, v in coord.attrs.items() if isinstance(v, str | int | float)}
+            nodes.append(Node(f"{group}/coords/{dim}", np.asarray(coord.values), (dim,), compress=False, attrs=attrs))  # eager-ok: 1-D coordinate
     simple = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | bool | np.bool_)}
     top = group.split("/")[0]
-    group_attrs = {top: {"LastUpdated": _now(), **{k: v for k, v in simple.items() if k in ("LastUpdated", "ScatROI", "TmNorm", "Composition", "density", "thickness")}}}
+    group_attrs = {top: {"LastUpdated": _now(), **{k: v for k, v in simple.items() if k in ("LastUpdated", "ScatROI", "TmNorm", "Composition", "density", "thickness", "deadtime_corrected", "method")}}}
     group_attrs[group] = {**group_attrs.get(group, {}), **_json_attrs(ds.attrs), **_labels_attr(channels)}
     for path_in_group, key in sch.group_scalars:
         if key in ds.attrs:
             kind = "text" if isinstance(ds.attrs[key], str) else "scalar"
             nodes.append(Node(f"{group}/{path_in_group}", ds.attrs[key], (), kind, compress=False))
     return Layout(group, nodes, group_attrs)
+
+
+def _small_computed(ds: xr.Dataset) -> xr.Dataset:
+    """Compute the small (non-map) variables of a result once, together, before writing them."""
+    names = [n for n, v in ds.data_vars.items() if isinstance(v.data, da.Array) and "y" not in v.dims]  # eager-ok: dict
+    if not names:
+        return ds
+    import dask
+
+    values = dask.compute(*[ds[n].data for n in names])  # eager-ok: per-line summaries, small
+    return ds.assign({n: (ds[n].dims, v, ds[n].attrs) for n, v in zip(names, values, strict=True)})
 
 
 def _line_masks(ds: xr.Dataset, sch) -> dict[Any, np.ndarray]:
@@ -417,7 +434,7 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
         group = f"{group}/{subs[0]}"
     if not reader.is_group(group):
         raise FormatError(f"{path}: group '{group}' is missing")
-    channels = [k for k in reader.keys(group) if k.startswith("channel") and reader.is_group(f"{group}/{k}")]
+    channels = [k for k in reader.keys(group) if schema.is_channel_group(k) and reader.is_group(f"{group}/{k}")]
     if not channels:
         raise FormatError(f"{path}: group '{group}' holds no channelXX group")
     shape = _result_map_shape(reader, group, channels, sch)
@@ -453,6 +470,10 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
         motors = {k: (v[None, :] if v.ndim == 1 else v) for k, v in motors.items()}
         motors = {k: v for k, v in motors.items() if v.shape == shape}
         coords = _coords(reader, channels, shape, motors, {})
+        for axis, dim in enumerate(("y", "x")):  # coordinates stored with the result win
+            p = f"{group}/coords/{dim}"
+            if reader.has(p) and reader.shape(p) == (shape[axis],):
+                coords[dim] = (dim, np.asarray(reader.read(p)), _stored_attrs(reader, p))
         ds = ds.assign_coords(y=coords["y"], x=coords["x"])
     ds.attrs = attrs
     spatial = [d for d in ("y", "x", "detector") if d in ds.dims]

@@ -35,7 +35,7 @@ _CHUNK_TARGET = 4 * 2**20  # bytes per zarr chunk of a large array
 
 def write_zarr(layout: Layout, store: str, *, overwrite: bool = False) -> str:
     """Write ``layout`` into the zarr store directory ``store``."""
-    store = os.fspath(store)
+    store = os.path.abspath(os.fspath(store))  # workers write chunk files by path
     if layout.group == "raw" or not os.path.exists(store):
         with atomic_output(store, overwrite=overwrite, directory=True) as tmp:
             _write_groups(tmp, layout)
