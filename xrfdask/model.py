@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RAW_DIMS", "PIXEL_DIMS", "MAP_DIMS", "VARIABLE_ATTRS", "with_attrs"]
+__all__ = ["RAW_DIMS", "PIXEL_DIMS", "MAP_DIMS", "VARIABLE_ATTRS", "with_attrs", "line_union"]
 
 RAW_DIMS = ("y", "x", "detector", "channel")
 PIXEL_DIMS = ("y", "x", "detector")
@@ -37,4 +37,12 @@ def with_attrs(name: str, attrs: dict[str, Any] | None = None) -> dict[str, Any]
     """The standard attributes of variable ``name``, updated with ``attrs``."""
     out = dict(VARIABLE_ATTRS.get(name, {}))
     out.update(attrs or {})
+    return out
+
+
+def line_union(lists: list[list[str]]) -> list[str]:
+    """The ``line`` coordinate shared by several detectors: every name once, first-seen order."""
+    out: list[str] = []
+    for names in lists:
+        out.extend(n for n in names if n not in out)
     return out

@@ -29,7 +29,7 @@ from xrfdask.fit.model import LinearModel, build_model, check_with_pymca
 from xrfdask.fit.refit import Candidates, refit_log, replay
 from xrfdask.io.geopixe.reader import sum_spectrum
 from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
-from xrfdask.model import RAW_DIMS, with_attrs
+from xrfdask.model import RAW_DIMS, line_union, with_attrs
 
 __all__ = ["fit", "METHODS"]
 
@@ -101,7 +101,7 @@ def fit(
     sums = np.asarray(total.compute())  # eager-ok: the global sum spectrum (one reduction)
     labels = list(spectra["detector"].values)  # eager-ok: labels
     models = [build_model(cfg, sums[d], npixels=ny * nx, weight=weight, data_dtype=data.dtype, detector=labels[d]) for d in range(ndet)]
-    lines = _union([m.line_names for m in models])
+    lines = line_union([m.line_names for m in models])
     token = dask.base.tokenize(data.name, cfg, method, weight)
     # The full fits of the sum spectra run as a task, beside the bands, not before them.
     sum_fits = dask.delayed(_fit_sums, pure=True)(cfg, sums, lines, dask_key_name=f"fit-sum-spectrum-{token}")
@@ -164,12 +164,6 @@ def _spectra(ds: xr.Dataset, detector: Any) -> xr.DataArray:
         raise ConfigError(f"detector={detector!r}: the map has detectors {[getattr(v, 'item', lambda: v)() for v in labels]} (or use 'sum')")
     return spectra.sel(detector=[detector])
 
-
-def _union(lists: list[list[str]]) -> list[str]:
-    out: list[str] = []
-    for names in lists:
-        out.extend(n for n in names if n not in out)
-    return out
 
 
 def _solve_band(block: np.ndarray, models: list[LinearModel], method: str) -> list[tuple[np.ndarray, np.ndarray, Candidates]]:

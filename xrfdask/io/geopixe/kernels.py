@@ -125,6 +125,53 @@ def index_records(buf, base, pos, size, k, xres, ndet, nchan, n_expected, offset
     return k, OK, pos, 0, 0, 0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _check_header(words, pos, k, xres, ndet, nchan):
+    """Check the 8-word header of record ``k`` at word ``pos``.
+
+    Returns (status, end, detector, x, y), ``end`` being the first word after the record.
+    """
+    nwords = words.shape[0]
+    if pos + 8 > nwords:
+        return TRUNCATED, pos, 0, 0, 0
+    if words[pos] != _TAG_WORD:
+        return BAD_TAG, pos, 0, 0, 0
+    length = np.int64(words[pos + 1]) | (np.int64(words[pos + 2]) << 16)
+    if length < 16 or length % 4 != 0 or length > 16 + 4 * nchan:
+        return BAD_LENGTH, pos, 0, 0, 0
+    end = pos + length // 2
+    if end > nwords:
+        return TRUNCATED, pos, 0, 0, 0
+    pixel = k // ndet
+    d = k % ndet
+    x = np.int64(words[pos + 3])
+    y = np.int64(words[pos + 4])
+    if np.int64(words[pos + 5]) != d or x != pixel % xres or y != pixel // xres:
+        return MISPLACED, pos, 0, 0, 0
+    return OK, end, d, x, y
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put_pairs(words, pos, end, nchan, spectrum, add):
+    """Write (``add``: add) the (channel, count) pairs of words ``pos .. end-1`` into ``spectrum``.
+
+    Returns (status, word): channels must be below ``nchan`` and strictly increasing.
+    """
+    previous = -1
+    for p in range(pos, end, 2):
+        channel = np.int64(words[p])
+        if channel >= nchan:
+            return BAD_CHANNEL, p
+        if channel <= previous:
+            return UNSORTED_CHANNEL, p
+        previous = channel
+        if add:
+            spectrum[channel] += words[p + 1]
+        else:
+            spectrum[channel] = words[p + 1]
+    return OK, end
+
+
 @_jit
 def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
     """Decode records ``k0 .. k1-1`` into a dense block.
@@ -150,40 +197,19 @@ def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
         ``k`` is the record and ``word`` the uint16 index (byte offset / 2) where a problem was
         found; ``status`` is OK when every record decoded.
     """
-    nwords = words.shape[0]
     nrows = out.shape[0]
     ncols = out.shape[1]
     pos = 0
     for k in range(k0, k1):
-        if pos + 8 > nwords:
-            return TRUNCATED, k, pos
-        if words[pos] != _TAG_WORD:
-            return BAD_TAG, k, pos
-        length = np.int64(words[pos + 1]) | (np.int64(words[pos + 2]) << 16)
-        if length < 16 or length % 4 != 0 or length > 16 + 4 * nchan:
-            return BAD_LENGTH, k, pos
-        end = pos + length // 2
-        if end > nwords:
-            return TRUNCATED, k, pos
-        pixel = k // ndet
-        d = k % ndet
-        x = np.int64(words[pos + 3])
-        y = np.int64(words[pos + 4])
-        if np.int64(words[pos + 5]) != d or x != pixel % xres or y != pixel // xres:
-            return MISPLACED, k, pos
+        status, end, d, x, y = _check_header(words, pos, k, xres, ndet, nchan)
+        if status != OK:
+            return status, k, pos
         row = y - y0
         col = x - x0
         if 0 <= row < nrows and 0 <= col < ncols:
-            spectrum = out[row, col, d]
-            previous = -1
-            for p in range(pos + 8, end, 2):
-                channel = np.int64(words[p])
-                if channel >= nchan:
-                    return BAD_CHANNEL, k, p
-                if channel <= previous:
-                    return UNSORTED_CHANNEL, k, p
-                previous = channel
-                spectrum[channel] = words[p + 1]
+            status, p = _put_pairs(words, pos + 8, end, nchan, out[row, col, d], False)
+            if status != OK:
+                return status, k, p
         pos = end
     return OK, k1, pos
 
@@ -195,36 +221,15 @@ def sum_records(words, k0, k1, xres, ndet, nchan, y0, nrows, x0, ncols, out):
     The same walk and checks as :func:`decode_records`, without building the dense block: a sum
     spectrum costs a pass over the sparse pairs only.
     """
-    nwords = words.shape[0]
     pos = 0
     for k in range(k0, k1):
-        if pos + 8 > nwords:
-            return TRUNCATED, k, pos
-        if words[pos] != _TAG_WORD:
-            return BAD_TAG, k, pos
-        length = np.int64(words[pos + 1]) | (np.int64(words[pos + 2]) << 16)
-        if length < 16 or length % 4 != 0 or length > 16 + 4 * nchan:
-            return BAD_LENGTH, k, pos
-        end = pos + length // 2
-        if end > nwords:
-            return TRUNCATED, k, pos
-        pixel = k // ndet
-        d = k % ndet
-        x = np.int64(words[pos + 3])
-        y = np.int64(words[pos + 4])
-        if np.int64(words[pos + 5]) != d or x != pixel % xres or y != pixel // xres:
-            return MISPLACED, k, pos
+        status, end, d, x, y = _check_header(words, pos, k, xres, ndet, nchan)
+        if status != OK:
+            return status, k, pos
         if 0 <= y - y0 < nrows and 0 <= x - x0 < ncols:
-            total = out[d]
-            previous = -1
-            for p in range(pos + 8, end, 2):
-                channel = np.int64(words[p])
-                if channel >= nchan:
-                    return BAD_CHANNEL, k, p
-                if channel <= previous:
-                    return UNSORTED_CHANNEL, k, p
-                previous = channel
-                total[channel] += words[p + 1]
+            status, p = _put_pairs(words, pos + 8, end, nchan, out[d], True)
+            if status != OK:
+                return status, k, p
         pos = end
     return OK, k1, pos
 

@@ -20,7 +20,7 @@ from xrfdask.errors import FormatError
 from xrfdask.io.beamlines.grid import axis_positions
 from xrfdask.io.h5layout import schema
 from xrfdask.io.h5layout.stores import attrs_json
-from xrfdask.model import MAP_DIMS, PIXEL_DIMS, RAW_DIMS, with_attrs
+from xrfdask.model import MAP_DIMS, PIXEL_DIMS, RAW_DIMS, line_union, with_attrs
 
 __all__ = ["Node", "Layout", "raw_layout", "result_layout", "read_raw", "read_result", "group_of"]
 
@@ -439,7 +439,7 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
         raise FormatError(f"{path}: group '{group}' holds no channelXX group")
     shape = _result_map_shape(reader, group, channels, sch)
     per_channel = [_read_channel(reader, f"{group}/{c}", sch, shape, chunks) for c in channels]
-    lines = _union([list(p.coords["line"].values) for p in per_channel if "line" in p.coords])
+    lines = line_union([list(p.coords["line"].values) for p in per_channel if "line" in p.coords])
     if lines:
         per_channel = [p.reindex(line=lines) if "line" in p.coords else p for p in per_channel]
     ds = xr.concat(per_channel, dim="detector", join="outer", coords="minimal", compat="override", combine_attrs="override")
@@ -480,12 +480,6 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     order = spatial + [d for d in ds.dims if d not in spatial]
     return ds.transpose(*order)
 
-
-def _union(lists: list[list[str]]) -> list[str]:
-    out: list[str] = []
-    for names in lists:
-        out.extend(n for n in names if n not in out)
-    return out
 
 
 def _result_map_shape(reader, group: str, channels: list[str], sch) -> tuple[int, int] | None:
