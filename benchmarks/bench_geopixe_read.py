@@ -29,6 +29,7 @@ from pathlib import Path
 import dask
 import numpy as np
 
+from _timing import best_of
 from xrfdask import open_geopixe
 from xrfdask.io.geopixe.index import build_index
 from xrfdask.io.geopixe.reader import BlockSpec, _bounds, plan_chunks, read_block
@@ -36,15 +37,6 @@ from xrfdask.testing import write_tiled_geopixe
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared")) / "data" / "ts2_01_sub_export.GeoPIXE"
-
-
-def best_of(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def block_specs(index):
