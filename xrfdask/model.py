@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RAW_DIMS", "PIXEL_DIMS", "MAP_DIMS", "VARIABLE_ATTRS", "with_attrs", "line_union"]
+from xrfdask.errors import FormatError
+
+__all__ = ["RAW_DIMS", "PIXEL_DIMS", "MAP_DIMS", "VARIABLE_ATTRS", "with_attrs", "line_union", "check_not_empty"]
 
 RAW_DIMS = ("y", "x", "detector", "channel")
 PIXEL_DIMS = ("y", "x", "detector")
@@ -46,3 +48,14 @@ def line_union(lists: list[list[str]]) -> list[str]:
     for names in lists:
         out.extend(n for n in names if n not in out)
     return out
+
+
+def check_not_empty(ds: Any, what: str) -> None:
+    """Raise :class:`~xrfdask.errors.FormatError` when a dimension of the map has length 0.
+
+    An empty selection (``ds.isel(y=slice(0, 0))``) has nothing to write or fit; saying so beats
+    an error from deep inside the writer or a file no reader accepts.
+    """
+    empty = [d for d in ("y", "x", "detector", "channel") if d in ds.dims and ds.sizes[d] == 0]
+    if empty:
+        raise FormatError(f"{what}: the map is empty ({', '.join(f'{d}=0' for d in empty)}); nothing to do")

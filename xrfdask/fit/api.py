@@ -29,7 +29,7 @@ from xrfdask.fit.model import LinearModel, build_model, check_with_pymca
 from xrfdask.fit.refit import Candidates, refit_log, replay
 from xrfdask.io.geopixe.reader import sum_spectrum
 from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
-from xrfdask.model import RAW_DIMS, line_union, with_attrs
+from xrfdask.model import RAW_DIMS, check_not_empty, line_union, with_attrs
 
 __all__ = ["fit", "METHODS"]
 
@@ -84,6 +84,7 @@ def fit(
     if method not in METHODS:
         raise ConfigError(f"method={method!r}: expected one of {', '.join(METHODS)}")
     spectra = _spectra(ds, detector)
+    check_not_empty(spectra, "fit")
     nchan = spectra.sizes["channel"]
     cfg = validate_config(load_config(config), nchan=nchan, method=method)
     if weight is not None and weight not in (0, 1, 2):

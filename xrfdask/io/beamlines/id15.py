@@ -115,7 +115,7 @@ def convert_id15(
     if len(scans) == 1:
         ds.attrs["source_path"] = ds.attrs["source_path"][0]
     if sort:
-        fast, slow = _fast_slow(ds, atol)
+        fast, slow = _fast_slow(ds)
         ds = sort_map(ds, within_rows=fast, within_columns=slow)
     return assign_motor_coords(ds)
 
@@ -239,7 +239,7 @@ def _varies_along_x(motor: np.ndarray) -> bool:
     return bool(along_x > along_y)
 
 
-def _fast_slow(ds: xr.Dataset, atol: float) -> tuple[str, str]:
+def _fast_slow(ds: xr.Dataset) -> tuple[str, str]:
     """Which motor moves along the rows (fast) and which down the columns (slow)."""
     m1 = np.asarray(ds["mot1"].values)  # eager-ok: motor positions
     return ("mot1", "mot2") if _varies_along_x(m1) else ("mot2", "mot1")

@@ -26,6 +26,7 @@ from xrfdask.errors import FormatError, XrfdaskWarning
 from xrfdask.io.atomic import atomic_output
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.header import dump_header
+from xrfdask.model import check_not_empty
 from xrfdask.runtime import iter_computed
 
 __all__ = ["to_geopixe", "encode_band"]
@@ -42,7 +43,9 @@ def to_geopixe(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fal
         A raw map: ``spectra`` (y, x, detector, channel) with integer counts 0..65535; optional
         ``deadtime`` (y, x, detector, percent; 0 written where absent) and ``present`` (False
         pixels are written as empty records, or omitted at the end of the map as in a scan that
-        stopped early). Crops (``.isel``/``.sel``) and edited deadtimes are written as such.
+        stopped early). Crops (``.isel``/``.sel``) and edited deadtimes are written as such; a
+        channel selection keeps its channel numbers (the header's channel count is the highest
+        selected channel + 1).
     path : str or path-like
         Output file.
     overwrite : bool, default False
@@ -59,10 +62,17 @@ def to_geopixe(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fal
         If ``path`` exists and ``overwrite`` is False.
     FormatError
         If a count cannot be stored as uint16 or the map is not on a regular grid.
+
+    Notes
+    -----
+    The map is encoded band by band (x-blocks when a row is over the chunk budget) as dask tasks
+    and appended in order, so memory is bounded by the chunk size. The file appears at ``path``
+    only once complete (written under a temporary name, then renamed).
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
+    check_not_empty(ds, path)
     spectra = _spectra(ds)
     ny, nx, ndet, nchan = spectra.shape
     channel_numbers = _channel_numbers(ds, nchan)

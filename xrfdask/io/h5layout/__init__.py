@@ -16,6 +16,7 @@ from xrfdask.io.h5layout.schema import RESULT_GROUPS
 from xrfdask.io.h5layout.stores import FileLockedError, H5Reader, ZarrReader
 from xrfdask.io.h5layout.tree import group_of, raw_layout, read_raw, read_result, result_layout
 from xrfdask.io.h5layout.zarrwrite import write_zarr
+from xrfdask.model import check_not_empty
 
 __all__ = ["open_h5", "to_h5", "open_zarr", "to_zarr", "FileLockedError", "GROUPS"]
 
@@ -44,7 +45,9 @@ def open_h5(path: str | os.PathLike, group: str = "raw", *, chunks: Any = "auto"
         ``"kmeans"``, ``"PCA"``, ``"tomo"``, ``"detlim/<cnc>"``, ``"elyield/<cnc>"``: stored results
         (``peak_area`` (y, x, detector, line), ``sum_area``, ...; line names decoded).
     chunks : "auto" or a byte size, default "auto"
-        Band size of the lazy arrays (whole rows, multiples of the file's own chunks).
+        Target size of each lazy block. Blocks are whole rows in multiples of the file's own
+        chunks, split along ``x`` only when a single row exceeds it. ``"auto"`` uses the
+        ``xrfdask.chunk-size`` dask config value (32 MiB by default).
 
     Returns
     -------
@@ -67,8 +70,9 @@ def open_zarr(store: str | os.PathLike, group: str = "raw", *, chunks: Any = "au
     return _open(ZarrReader(store), group, chunks)
 
 
-def _layout(obj: xr.Dataset | xr.DataArray, group: str | None):
+def _layout(obj: xr.Dataset | xr.DataArray, group: str | None, target: str):
     ds = obj.to_dataset() if isinstance(obj, xr.DataArray) else obj
+    check_not_empty(ds, target)
     group = (group or group_of(ds)).strip("/")
     if group == "raw":
         if "spectra" not in ds:
@@ -107,7 +111,7 @@ def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *,
     graph to this process band by band, compressed by the workers; ``sumspec``/``maxspec`` are
     reduced in the same pass. New files appear only when complete (temporary name, then rename).
     """
-    return write_h5(_layout(obj, group), os.fspath(path), overwrite=overwrite)
+    return write_h5(_layout(obj, group, os.fspath(path)), os.fspath(path), overwrite=overwrite)
 
 
 def to_zarr(obj: xr.Dataset, store: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
@@ -116,4 +120,4 @@ def to_zarr(obj: xr.Dataset, store: str | os.PathLike, group: str | None = None,
     Workers write the chunks in parallel; ``xr.open_zarr(store, group="raw/channel00")`` reads any
     group directly and :func:`open_zarr` returns the same Datasets as :func:`open_h5`.
     """
-    return write_zarr(_layout(obj, group), os.fspath(store), overwrite=overwrite)
+    return write_zarr(_layout(obj, group, os.fspath(store)), os.fspath(store), overwrite=overwrite)

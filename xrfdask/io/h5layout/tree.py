@@ -75,7 +75,7 @@ def _now() -> str:
 
 
 def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes stored natively when simple, everything also kept in one JSON string."""
+    """A dataset's attributes as one JSON string (types, lists and nested values survive)."""
     return {_ATTRS_KEY: attrs_json(attrs)}
 
 
