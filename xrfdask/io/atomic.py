@@ -47,12 +47,33 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, directory
         yield tmp
         # mkstemp/mkdtemp make private 0600/0700 entries; outputs are meant to be shared.
         os.chmod(tmp, 0o755 if directory else 0o644)
-        if directory and os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if directory and os.path.lexists(path):
+            _replace_directory(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if directory:
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _replace_directory(tmp: str, path: str) -> None:
+    """Swap directory ``tmp`` into ``path``; the old ``path`` is moved aside before it is deleted.
+
+    ``os.replace`` cannot replace a non-empty directory. Deleting the old one first would lose it
+    if the process died in between; renaming it aside keeps it until the new one is in place.
+    """
+    aside = tempfile.mkdtemp(dir=os.path.dirname(tmp), prefix=".old-", suffix=os.path.basename(path))
+    os.rmdir(aside)  # only the unique name is wanted
+    os.replace(path, aside)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    if os.path.isdir(aside) and not os.path.islink(aside):
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.unlink(aside)
