@@ -41,13 +41,7 @@ SAMPLE = Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared")) /
 
 def block_specs(index):
     y_chunks, x_chunks = plan_chunks(index, "auto")
-    specs = []
-    for ya, yb in _bounds(y_chunks):
-        k0, k1, start, stop = index.byte_range(ya, yb, 0, index.xres)
-        specs.append(
-            BlockSpec(index.path, index.file_size, index.mtime_ns, start, stop, k0, k1, ya, yb - ya,
-                      0, index.xres, index.xres, index.ndet, index.nchan)
-        )  # fmt: skip
+    specs = [BlockSpec.of(index, ya, yb, 0, index.xres) for ya, yb in _bounds(y_chunks)]
     return specs, y_chunks
 
 

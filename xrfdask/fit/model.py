@@ -73,6 +73,11 @@ class LinearModel:
         state.pop("_reduced_solver", None)  # a per-process cache, rebuilt where needed
         return state
 
+    @functools.cached_property
+    def weights(self) -> np.ndarray | None:
+        """(channels, 1) divisors of the weighted fit (policy 1), None when unweighted."""
+        return None if self.sigma_b is None else pymca_weights(self.sigma_b)
+
     @property
     def n_free(self) -> int:
         return len(self.free_names)
@@ -152,7 +157,7 @@ def build_model(
         sigma_b = (1 + np.sqrt(yref[xmin:xmax]) / npixels).reshape(-1, 1)
     svd = pinv = sigma = None
     if policy in (0, 1):
-        weighted = derivatives if sigma_b is None else derivatives / _nonzero(sigma_b)
+        weighted = derivatives if sigma_b is None else derivatives / pymca_weights(sigma_b)
         u, s, vh = np.linalg.svd(weighted, full_matrices=False)
         m, n = weighted.shape
         cutoff = (max(m, n) if sigma_b is None else n) * np.finfo(np.float64).eps
@@ -213,7 +218,7 @@ def _configured(key: str, weight: int | None, npixels: int):
     return fast, used, lstsq_weight, policy
 
 
-def _nonzero(w: np.ndarray) -> np.ndarray:
-    """PyMca's weights: |w| with zeros replaced by 1."""
+def pymca_weights(w: np.ndarray) -> np.ndarray:
+    """PyMca's weights (``lstsq`` with ``sigma_b``): |w| with zeros replaced by 1."""
     w = np.abs(w)
     return w + (w == 0)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -78,13 +77,9 @@ class ReducedSolver:
             solver = model.__dict__["_reduced_solver"] = cls(model)
         return solver
 
-    @cached_property
+    @property
     def weights(self) -> np.ndarray | None:
-        sigma_b = self.model.sigma_b
-        if sigma_b is None:
-            return None
-        w = np.abs(sigma_b)
-        return w + (w == 0)
+        return self.model.weights
 
     def state(self, y: np.ndarray) -> np.ndarray:
         """(k, free) ``U.T @ (y / w)`` for the SVD policies; (k, channels) ``y`` for policy 2."""

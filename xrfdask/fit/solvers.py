@@ -39,7 +39,7 @@ def solve_linear(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, n
     y = _trimmed(spectra, model)
     if model.strip:
         subtract_background(y, model.snip_width, filter_width=model.filter_width, anchors=model.anchors)
-    weighted = y if model.sigma_b is None else y / _weights(model).T.astype(y.dtype)
+    weighted = y if model.sigma_b is None else y / model.weights.T.astype(y.dtype)
     # The product in float64: a float32 GEMM's rounding depends on how pixels are batched, and a
     # result must not depend on the chunking.
     x = (weighted @ model.pinv.T).astype(model.result_dtype, copy=False)
@@ -69,11 +69,6 @@ def solve_pymca(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np
         x[start : start + step] = out["parameters"].T
         sigma[start : start + step] = out["uncertainties"].T
     return x, sigma, candidates(model, x, sigma, lambda rows: np.asarray(chunk[:, rows], dtype=np.float64))
-
-
-def _weights(model: LinearModel) -> np.ndarray:
-    w = np.abs(model.sigma_b)
-    return w + (w == 0)
 
 
 # --- the per-pixel nonlinear fit ------------------------------------------------------------

@@ -54,13 +54,7 @@ class GeoPixeSpectraArray(BackendArray):
             return _outer(empty, (slice(None), slice(None)) + tuple(key[2:]), empty.shape, 0, 0)
         y0, y1 = int(y_idx.min()), int(y_idx.max()) + 1
         x0, x1 = int(x_idx.min()), int(x_idx.max()) + 1
-        index = self._index
-        k0, k1, start, stop = index.byte_range(y0, y1, x0, x1)
-        spec = BlockSpec(
-            path=index.path, file_size=index.file_size, mtime_ns=index.mtime_ns, start=start,
-            stop=stop, k0=k0, k1=k1, y0=y0, nrows=y1 - y0, x0=x0, ncols=x1 - x0,
-            xres=index.xres, ndet=index.ndet, nchan=index.nchan,
-        )  # fmt: skip
+        spec = BlockSpec.of(self._index, y0, y1, x0, x1)
         return _outer(read_block(spec), key, self.shape, y0, x0)
 
 

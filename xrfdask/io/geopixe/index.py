@@ -309,6 +309,7 @@ def _walk_window(f, pos, size, k, header, ndet, n_expected, offsets, lengths, dt
     base = pos - pos % mmap.ALLOCATIONGRANULARITY
     length = min(_INDEX_WINDOW, size - base)
     mm = mmap.mmap(f.fileno(), length, offset=base, access=mmap.ACCESS_READ)
+    buf = None
     try:
         if hasattr(mm, "madvise"):
             mm.madvise(mmap.MADV_SEQUENTIAL)
@@ -317,9 +318,14 @@ def _walk_window(f, pos, size, k, header, ndet, n_expected, offsets, lengths, dt
             buf, base, pos, size, k, header.xres, ndet, header.nchan, n_expected,
             offsets, lengths, dt_bits,
         )  # fmt: skip
-        del buf
     finally:
-        mm.close()
+        # Drop the view first: closing a map still exported to numpy raises BufferError, which
+        # would hide the error (or interrupt) that brought us here.
+        buf = None
+        try:
+            mm.close()
+        except BufferError:
+            pass  # a view survived in a traceback; the map is unmapped when it is collected
     return result
 
 

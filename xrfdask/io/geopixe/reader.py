@@ -53,6 +53,16 @@ class BlockSpec:
     ndet: int
     nchan: int
 
+    @classmethod
+    def of(cls, index: GeoPixeIndex, ya: int, yb: int, xa: int, xb: int) -> "BlockSpec":
+        """The read task for map rows [ya, yb) and columns [xa, xb) of an indexed file."""
+        k0, k1, start, stop = index.byte_range(ya, yb, xa, xb)
+        return cls(
+            path=index.path, file_size=index.file_size, mtime_ns=index.mtime_ns,
+            start=start, stop=stop, k0=k0, k1=k1, y0=ya, nrows=yb - ya, x0=xa,
+            ncols=xb - xa, xres=index.xres, ndet=index.ndet, nchan=index.nchan,
+        )  # fmt: skip
+
 
 def read_block(spec: BlockSpec) -> np.ndarray:
     """Read and decode one block of a ``.GeoPIXE`` map.
@@ -251,13 +261,7 @@ def spectra_array(index: GeoPixeIndex, y_chunks, x_chunks) -> da.Array:
     dsk = {}
     for i, (ya, yb) in enumerate(_bounds(y_chunks)):
         for j, (xa, xb) in enumerate(_bounds(x_chunks)):
-            k0, k1, start, stop = index.byte_range(ya, yb, xa, xb)
-            spec = BlockSpec(
-                path=index.path, file_size=index.file_size, mtime_ns=index.mtime_ns,
-                start=start, stop=stop, k0=k0, k1=k1, y0=ya, nrows=yb - ya, x0=xa,
-                ncols=xb - xa, xres=index.xres, ndet=index.ndet, nchan=index.nchan,
-            )  # fmt: skip
-            dsk[(name, i, j, 0, 0)] = (read_block, spec)
+            dsk[(name, i, j, 0, 0)] = (read_block, BlockSpec.of(index, ya, yb, xa, xb))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     chunks = (y_chunks, x_chunks, (index.ndet,), (index.nchan,))
     meta = np.empty((0, 0, 0, 0), dtype=np.uint16)
