@@ -252,3 +252,6 @@ def test_bad_group_is_one_line(capsys, tmp_path, sample_path):
     assert run(capsys, "convert", str(sample_path), str(h5))[0] == 0
     code, out, err = run(capsys, "convert", str(h5), str(tmp_path / "o.h5"), "--group", "foo")
     assert code == 1 and "unknown group 'foo'" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "convert", str(sample_path), str(tmp_path / "o2.h5"), "--group", "fit")
+    assert code == 2 and "holds a raw map only, not a 'fit' group" in err and str(sample_path) in err
+    assert not (tmp_path / "o2.h5").exists()

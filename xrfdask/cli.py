@@ -357,23 +357,25 @@ def file_format(path: str) -> str:
     return _FORMATS[suffix]
 
 
+def open_map(path: str, *, group: str | None = None, chunks="auto"):
+    """A group (default: the raw map) of a .GeoPIXE, .h5 or .zarr path, format from the extension."""
+    from xrfdask.io.geopixe.reader import open_geopixe
+    from xrfdask.io.h5layout import open_h5, open_zarr
+
+    kind = file_format(path)
+    if kind == "geopixe":
+        if group not in (None, "raw"):
+            raise UsageError(f"{path}: a .GeoPIXE file holds a raw map only, not a {group!r} group")
+        return open_geopixe(path, chunks=chunks)
+    return (open_h5 if kind == "h5" else open_zarr)(path, group=group or "raw", chunks=chunks)
+
+
 def convert(source, target: str, *, group: str | None = None, overwrite: bool = False, chunks="auto") -> str:
     """Convert a map (a path, or a raw-map Dataset) to ``target``; the function behind ``xrfdask convert``."""
-    from xrfdask.io.geopixe.reader import open_geopixe
     from xrfdask.io.geopixe.writer import to_geopixe
-    from xrfdask.io.h5layout import open_h5, open_zarr, to_h5, to_zarr
+    from xrfdask.io.h5layout import to_h5, to_zarr
 
-    if isinstance(source, str | os.PathLike):
-        kind = file_format(os.fspath(source))
-        if kind == "geopixe":
-            if group not in (None, "raw"):
-                raise UsageError("a .GeoPIXE file holds a raw map only: drop --group")
-            ds = open_geopixe(source, chunks=chunks)
-        else:
-            opener = open_h5 if kind == "h5" else open_zarr
-            ds = opener(source, group=group or "raw", chunks=chunks)
-    else:
-        ds = source
+    ds = open_map(os.fspath(source), group=group, chunks=chunks) if isinstance(source, str | os.PathLike) else source
     out_kind = file_format(target)
     if out_kind == "geopixe":
         if "spectra" not in ds:
@@ -425,17 +427,6 @@ def _cmd_convert(args) -> int:
 # --- fit -------------------------------------------------------------------------------------
 
 
-def open_map(path: str, chunks="auto"):
-    """A raw map from a .GeoPIXE, .h5 or .zarr path (format from the extension)."""
-    from xrfdask.io.geopixe.reader import open_geopixe
-    from xrfdask.io.h5layout import open_h5, open_zarr
-
-    kind = file_format(path)
-    if kind == "geopixe":
-        return open_geopixe(path, chunks=chunks)
-    return (open_h5 if kind == "h5" else open_zarr)(path, chunks=chunks)
-
-
 def _cmd_fit(args) -> int:
     if not args.config and not args.elements:
         raise UsageError("give --config CFG or --elements EL ... (or both)")
@@ -472,9 +463,8 @@ def _cmd_fit(args) -> int:
         print(f"fitted {npx:,} spectra ({', '.join(map(str, result.line.values))}) in {seconds:.1f} s -> {args.output} (fit/)")
         if args.png:
             from xrfdask.plot import element_maps
-            from xrfdask.io.h5layout import open_h5, open_zarr
 
-            stored = (open_h5 if out_kind == "h5" else open_zarr)(args.output, group="fit")
+            stored = open_map(args.output, group="fit")
             print(f"element maps -> {element_maps(stored, args.png)}")
     return 0
 
