@@ -111,8 +111,8 @@ def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *,
     graph to this process band by band, compressed by the workers; ``sumspec``/``maxspec`` are
     reduced in the same pass. New files appear only when complete (temporary name, then rename).
 
-    Replacing a result group frees its old datasets, but HDF5 does not shrink a file: the space
-    is reused by later writes, and ``h5repack in.h5 out.h5`` returns it to the disk.
+    Replacing a result group unlinks its old datasets, but HDF5 does not shrink a file (nor, by
+    default, remember the freed space once it is closed): ``h5repack in.h5 out.h5`` reclaims it.
     """
     return write_h5(_layout(obj, group, os.fspath(path)), os.fspath(path), overwrite=overwrite)
 
