@@ -109,7 +109,7 @@ def materialize_globals(tasks: Sequence[Any]) -> list[Any]:
             g = t.__dask_graph__()
             graphs.setdefault(id(g), g)
     found: dict[str, Any] = {}  # global layer name -> its graph
-    for g in graphs.values():
+    for g in graphs.values():  # eager-ok: a dict of graphs, not array values
         layers = g.layers if isinstance(g, HighLevelGraph) else {k: None for k in g}
         for name in layers:
             if isinstance(name, str) and name.startswith(GLOBAL_PREFIX):

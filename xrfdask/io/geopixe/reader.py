@@ -127,7 +127,7 @@ def sum_spectrum(spectra: da.Array) -> da.Array | None:
     if layer is None:
         return None
     specs = []
-    for task in dict(layer).values():
+    for task in dict(layer).values():  # eager-ok: graph tasks, no data
         args = getattr(task, "args", None)
         if args is None and isinstance(task, tuple):
             args = task[1:]
