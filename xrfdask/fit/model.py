@@ -70,13 +70,30 @@ class LinearModel:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_reduced_solver", None)  # a per-process cache, rebuilt where needed
+        for cache in ("_reduced_solver", "weights", "projection", "state_matrix"):
+            state.pop(cache, None)  # per-process caches, rebuilt where needed
         return state
 
     @functools.cached_property
     def weights(self) -> np.ndarray | None:
         """(channels, 1) divisors of the weighted fit (policy 1), None when unweighted."""
         return None if self.sigma_b is None else pymca_weights(self.sigma_b)
+
+    @functools.cached_property
+    def projection(self) -> np.ndarray:
+        """(free, channels) float64 matrix taking a background-free spectrum to its parameters.
+
+        The pseudo-inverse with the policy-1 weights folded in: ``pinv @ (y / w)`` for every
+        pixel becomes one product, ``projection @ y``.
+        """
+        matrix = self.pinv if self.weights is None else self.pinv / self.weights.T
+        return np.ascontiguousarray(matrix, dtype=np.float64)
+
+    @functools.cached_property
+    def state_matrix(self) -> np.ndarray:
+        """(free, channels) float64 ``(U / w).T``: a spectrum's refit state is ``state_matrix @ y``."""
+        u = self.svd[0] if self.weights is None else self.svd[0] / self.weights
+        return np.ascontiguousarray(u.T, dtype=np.float64)
 
     @property
     def n_free(self) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xrfdask.fit.model import LinearModel
+from xrfdask.fit.project import project
 
 __all__ = ["RefitStep", "Candidates", "ReducedSolver", "refit_log", "replay", "candidates"]
 
@@ -51,7 +52,7 @@ def candidates(model: LinearModel, x: np.ndarray, sigma: np.ndarray, background_
     """Select the pixels of a block that the refit may touch and compute their state.
 
     ``background_free(rows)`` returns the background-subtracted, trimmed spectra of those rows
-    (channels, k) as PyMca's solver sees them.
+    (k, channels) as PyMca's solver sees them.
     """
     rows = np.flatnonzero((x[:, model.peak_slice] < 0).any(axis=1))
     if rows.size == 0:
@@ -82,14 +83,13 @@ class ReducedSolver:
         return self.model.weights
 
     def state(self, y: np.ndarray) -> np.ndarray:
-        """(k, free) ``U.T @ (y / w)`` for the SVD policies; (k, channels) ``y`` for policy 2."""
+        """(k, free) ``U.T @ (y / w)`` for the SVD policies; (k, channels) ``y`` for policy 2.
+
+        ``y`` is (k, channels), background-free and trimmed.
+        """
         if self.model.weight_policy == 2:
-            return np.ascontiguousarray(y.T, dtype=np.float64)
-        u = self.model.svd[0]
-        yw = np.asarray(y, dtype=np.float64)
-        if self.weights is not None:
-            yw = yw / self.weights
-        return (u.T @ yw).T
+            return np.ascontiguousarray(y, dtype=np.float64)
+        return project(self.model.state_matrix, y)
 
     def _projection(self, keep: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """(|keep|, free) map from the state to the reduced solution, and its uncertainties."""

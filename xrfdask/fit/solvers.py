@@ -4,8 +4,8 @@ Each takes a block of spectra (pixels, channels) and a :class:`~xrfdask.fit.mode
 built from the global sum spectrum, and returns areas and uncertainties for every free parameter
 (pixels, free) in PyMca's result dtype, plus the pixels the non-negativity refit may touch.
 
-- ``linear``: the compiled SNIP (:mod:`xrfdask.fit.background`) over the whole block, then one
-  matrix product with the model's pseudo-inverse, computed once.
+- ``linear``: the compiled SNIP (:mod:`xrfdask.fit.background`) over the whole block, then the
+  model's pseudo-inverse (computed once) applied to every pixel by a compiled loop.
 - ``pymca``: PyMca's own per-spectrum background (``FastXRFLinearFit._fitBkgSubtract``) and
   solver (``PyMca5.PyMcaMath.linalg.lstsq``) exactly as ``fitMultipleSpectra`` calls them.
 - ``full``: ``McaTheory`` setData / estimate / startfit per spectrum (xrf_proc's precise path),
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from xrfdask.fit.model import LinearModel, line_label
+from xrfdask.fit.project import project
 from xrfdask.fit.refit import Candidates, candidates
 
 __all__ = ["solve_linear", "solve_pymca", "fit_full", "fit_sum_spectrum"]
@@ -39,12 +40,9 @@ def solve_linear(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, n
     y = _trimmed(spectra, model)
     if model.strip:
         subtract_background(y, model.snip_width, filter_width=model.filter_width, anchors=model.anchors)
-    weighted = y if model.sigma_b is None else y / model.weights.T.astype(y.dtype)
-    # The product in float64: a float32 GEMM's rounding depends on how pixels are batched, and a
-    # result must not depend on the chunking.
-    x = (weighted @ model.pinv.T).astype(model.result_dtype, copy=False)
+    x = project(model.projection, y, np.empty((y.shape[0], model.n_free), dtype=model.result_dtype))
     sigma = np.broadcast_to(model.sigma.astype(model.result_dtype), x.shape).copy()
-    return x, sigma, candidates(model, x, sigma, lambda rows: y[rows].T)
+    return x, sigma, candidates(model, x, sigma, lambda rows: y[rows])
 
 
 def solve_pymca(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndarray, Candidates]:
@@ -68,7 +66,7 @@ def solve_pymca(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np
         out = lstsq(model.derivatives, chunk[:, start : start + step], digested_output=True, **kwargs)
         x[start : start + step] = out["parameters"].T
         sigma[start : start + step] = out["uncertainties"].T
-    return x, sigma, candidates(model, x, sigma, lambda rows: np.asarray(chunk[:, rows], dtype=np.float64))
+    return x, sigma, candidates(model, x, sigma, lambda rows: chunk[:, rows].T)
 
 
 # --- the per-pixel nonlinear fit ------------------------------------------------------------
