@@ -11,8 +11,9 @@ but it is avoided here on purpose:
   held to one thread). Limiting BLAS per task does not work: threadpoolctl only obeys the
   thread that first loaded the library.
 
-This loop is as fast as single-threaded BLAS for these shapes (tens of rows, ~2000 channels)
-and releases the GIL.
+This loop, four pixels per pass over the matrix, is faster than single-threaded BLAS for these
+shapes (tens of rows, ~2000 channels, measured 19 vs 43-75 ms per 10,000 spectra) and releases
+the GIL.
 """
 
 from __future__ import annotations
@@ -42,12 +43,38 @@ def project(matrix: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) ->
     return out
 
 
+_GROUP = 4  # pixels per pass over the matrix: each matrix row is read once for four pixels
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _project(y, matrix, out):  # pragma: no cover - compiled
     npix, nchan = y.shape
-    for p in range(npix):
-        for j in range(matrix.shape[0]):
-            acc = 0.0
-            for c in range(nchan):
-                acc += y[p, c] * matrix[j, c]
-            out[p, j] = acc
+    tail = npix % _GROUP
+    for p in range(0, npix - tail, _GROUP):
+        _project_group(y[p : p + _GROUP], matrix, out[p : p + _GROUP])
+    if tail:
+        # The last pixels go through the same code, zero-padded: every pixel's sums are made
+        # the same way wherever it sits in the block.
+        pad = np.zeros((_GROUP, nchan), dtype=y.dtype)
+        pad[:tail] = y[npix - tail :]
+        result = np.empty((_GROUP, matrix.shape[0]))
+        _project_group(pad, matrix, result)
+        for k in range(tail):
+            for j in range(matrix.shape[0]):
+                out[npix - tail + k, j] = result[k, j]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _project_group(y, matrix, out):  # pragma: no cover - compiled
+    for j in range(matrix.shape[0]):
+        a0 = a1 = a2 = a3 = 0.0
+        for c in range(y.shape[1]):
+            m = matrix[j, c]
+            a0 += y[0, c] * m
+            a1 += y[1, c] * m
+            a2 += y[2, c] * m
+            a3 += y[3, c] * m
+        out[0, j] = a0
+        out[1, j] = a1
+        out[2, j] = a2
+        out[3, j] = a3
