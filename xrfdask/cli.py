@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("-x", "--xcoords", type=int, nargs=2, metavar=("X0", "X1"), help="keep X0 <= x < X1 (with -w)")
     ro.add_argument("-y", "--ycoords", type=int, nargs=2, metavar=("Y0", "Y1"), help="keep Y0 <= y < Y1 (with -w)")
     ro.add_argument("-e", "--export", action="store_true", help="export the (y, x, detector, channel) cube to .npy and zarr")
-    ro.add_argument("-s", "--chunksize", type=float, metavar="MB", help="dense size of a band of rows in MiB (default: xrfdask.chunk-size, 32)")
+    ro.add_argument("-s", "--chunksize", type=float, metavar="MB", help="dense size of a band of rows in MiB (default: xrfdask.chunk-size, 16)")
     ro.add_argument("-m", "--multiprocess", action="store_true", help="run on a local multi-process dask cluster")
 
     conv = sub.add_parser(

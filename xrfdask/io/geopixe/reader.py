@@ -319,7 +319,7 @@ def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: boo
         The ``.GeoPIXE`` file.
     chunks : "auto", int, str, dict or None, default "auto"
         Chunking of the spectra along ``y`` and ``x`` (see :func:`plan_chunks`): by default bands of
-        whole rows of about ``dask.config["xrfdask.chunk-size"]`` (32 MiB) of dense spectra.
+        whole rows of about ``dask.config["xrfdask.chunk-size"]`` (16 MiB) of dense spectra.
     cache : bool, default True
         Reuse and store the record index beside the file (or in the user cache directory).
 
