@@ -10,8 +10,8 @@ thread each (so "per core" is honest), in the same run:
   ``fitMultipleSpectra`` calls are the fitting time;
 - ``xd.fit(ds, cfg, method="linear" | "pymca")`` on one thread (synchronous scheduler): the
   ``fit()`` call (sum spectrum, models, sum-spectrum fits; split with timers) plus computing the
-  whole ``peak_area`` (GeoPIXE decode included), in bands of ``--chunk`` and of the default
-  128 MiB; the areas are compared with the baseline's;
+  whole ``peak_area`` (GeoPIXE decode included), in bands of ``--chunk`` (default: the
+  library's 16 MiB) and of the design's 128 MiB; the areas are compared with the baseline's;
 - the same with 2 worker threads (threaded scheduler, in process); and the linear method on 1 and 2
   threads again with BLAS's threads left as a user gets them (not limited), since BLAS threads
   competing with dask's are what a user would hit; and on a
