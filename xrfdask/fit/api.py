@@ -22,6 +22,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from xrfdask.errors import ConfigError
 from xrfdask.fit.config import config_to_text, load_config, validate_config
@@ -138,6 +139,7 @@ def fit(
     return out
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")  # small fits: see build_model
 def _fit_sums(config: dict, sums: np.ndarray, lines: list[str]) -> np.ndarray:
     """(detector, line, [area, background]) from the full fit of each sum spectrum."""
     out = np.full((sums.shape[0], len(lines), 2), np.nan)
