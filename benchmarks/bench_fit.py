@@ -261,7 +261,7 @@ def main(argv=None):
     parser.add_argument("--pixels", type=int, default=30000, help="pixels per detector (30000)")
     parser.add_argument("--dir", default=None, help="working folder (<tmp>/xrfdask-bench-fit)")
     parser.add_argument("--chunk", default="16MiB", help="band size of xrfdask's runs (16MiB, the default)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per figure, best kept (2)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure, best kept (3)")
     args = parser.parse_args(argv)
     folder = Path(args.dir or Path(tempfile.gettempdir()) / "xrfdask-bench-fit")
     folder.mkdir(parents=True, exist_ok=True)
