@@ -165,7 +165,7 @@ from xrfdask.fit.background import subtract_background
 from xrfdask.fit.model import build_model
 from xrfdask.fit.project import project
 from xrfdask.fit.refit import candidates
-from xrfdask.fit.solvers import _trimmed
+from xrfdask.fit.solvers import trimmed
 dask.config.set(scheduler="synchronous")
 ds = xd.open_geopixe(r"{src}", chunks={rows})
 cfg = xd.make_fit_config(ds, xd.datasets.ELEMENTS)
@@ -196,7 +196,7 @@ for i, d in ((i, d) for i in range({nbands} + 1) for d in range(len(models))):
     t = time.perf_counter()
     spec = np.ascontiguousarray(band[:, :, d, :]).reshape(rows * cols, nchan)
     t = tick("slice detector (copy)", t)
-    y = _trimmed(spec, model)
+    y = trimmed(spec, model)
     t = tick("trim + float32 (copy)", t)
     y0 = y.copy()
     t = time.perf_counter()

@@ -88,6 +88,20 @@ def test_chunking_does_not_change_the_result(example_path, config, fits, method)
         np.testing.assert_allclose(got, reference.values, rtol=1e-6, atol=1e-4, err_msg=f"chunks={rows}")
 
 
+@pytest.mark.parametrize("method", ["linear", "pymca"])
+def test_any_array_gives_the_result_of_the_geopixe_fast_path(example, config, fits, method):
+    """A .GeoPIXE map is decoded straight into trimmed floats; other arrays take their blocks."""
+    names = {dask.utils.key_split(k) for k in xd.fit(example, config, method=method).peak_area.data.__dask_graph__()}
+    assert "geopixe-read-fit" in names and "fit-trim" not in names
+    memory = example[["spectra"]].compute()
+    memory["spectra"] = memory.spectra.astype(np.float32)  # a float map covering every channel
+    before = memory.spectra.values.copy()
+    got = xd.fit(memory, config, method=method)
+    assert "fit-trim" in {dask.utils.key_split(k) for k in got.peak_area.data.__dask_graph__()}
+    np.testing.assert_allclose(got.peak_area.values, fits[method].peak_area.values, rtol=1e-6, atol=1e-4)
+    np.testing.assert_array_equal(memory.spectra.values, before)  # the background is not subtracted in place
+
+
 def test_full_method_matches_mca_theory_and_chunking(example_path, config):
     crop = xd.open_geopixe(example_path, chunks=1).isel(y=slice(20, 27), x=slice(30, 32), detector=[0])
     results = [xd.fit(crop.chunk({"y": rows}), config, method="full").compute() for rows in (1, 3, -1)]

@@ -10,7 +10,7 @@ import xrfdask as xd
 from xrfdask.datasets import ELEMENTS, example_dataset
 from xrfdask.fit.model import build_model
 from xrfdask.fit.refit import RefitStep, refit_log, replay
-from xrfdask.fit.solvers import solve_linear, solve_pymca
+from xrfdask.fit.solvers import solve_linear, solve_pymca, trimmed
 
 # Absent elements whose lines overlap real ones: many negative areas, several refit steps.
 ABSENT = ["Cr", "Co", "Se", "Br", "Rb", "Ga"]
@@ -37,7 +37,7 @@ def pymca_whole_map(cube, config, weight):
 def chunked(cube, model, solve, nbands):
     ny, nx, nchan = cube.shape
     bands = np.array_split(np.arange(ny), nbands)
-    solved = [solve(cube[b].reshape(-1, nchan), model) for b in bands]
+    solved = [solve(trimmed(cube[b].reshape(-1, nchan), model), model) for b in bands]
     steps = refit_log([s[2] for s in solved], model)
     xs, ss = [], []
     for x, sigma, found in solved:
@@ -78,7 +78,7 @@ def test_few_negative_pixels_are_zeroed_not_refitted(crop, config):
     model = build_model(config, cube.sum((0, 1), dtype=float), npixels=10**6)  # as in a huge map
     x, sigma, steps = chunked(cube, model, solve_pymca, 4)
     assert {s.action for s in steps} == {"zero"}
-    first_x, _, _ = solve_pymca(cube.reshape(-1, cube.shape[-1]), model)
+    first_x, _, _ = solve_pymca(trimmed(cube.reshape(-1, cube.shape[-1]), model), model)
     final = x.transpose(1, 2, 0).reshape(-1, model.n_free)
     # Zeroing leaves every other area as first fitted: each value is unchanged or zero.
     assert np.all((final == first_x) | (final == 0))

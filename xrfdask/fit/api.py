@@ -4,8 +4,10 @@ The graph, per detector (task names as on the dashboard):
 
 1. the global sum spectrum (one dask reduction, computed when ``fit`` is called) and the model
    built from it with PyMca (``fit-model``, one key, so each worker receives it once);
-2. per band of rows: background and solve (``fit-linear`` / ``fit-pymca``), returning areas,
-   uncertainties and the pixels with negative areas;
+2. per band of rows: the spectra trimmed to the fit range, one float (pixels, channels) matrix
+   per detector (``geopixe-read-fit``, decoded straight from the records of a ``.GeoPIXE`` file,
+   or ``fit-trim`` over any other reader's blocks), then background and solve (``fit-linear`` /
+   ``fit-pymca``), returning areas, uncertainties and the pixels with negative areas;
 3. the non-negativity refit decided once for the whole map (``xrf-global-refit``) from those
    pixels only, then applied per band (``fit-refit``);
    ``method="full"`` fits each spectrum with the nonlinear model instead (``fit-full``).
@@ -22,14 +24,15 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from threadpoolctl import threadpool_limits
 
 from xrfdask.errors import ConfigError
 from xrfdask.fit.config import config_to_text, load_config, validate_config
 from xrfdask.fit.model import LinearModel, build_model, check_with_pymca
 from xrfdask.fit.refit import Candidates, refit_log, replay
-from xrfdask.io.geopixe.reader import sum_spectrum
 from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
+from xrfdask.io.geopixe.reader import block_specs, read_block_channels, sum_spectrum
 from xrfdask.model import RAW_DIMS, check_not_empty, line_union, with_attrs
 
 __all__ = ["fit", "METHODS"]
@@ -169,12 +172,18 @@ def _spectra(ds: xr.Dataset, detector: Any) -> xr.DataArray:
 
 
 
-def _solve_band(block: np.ndarray, models: list[LinearModel], method: str) -> list[tuple[np.ndarray, np.ndarray, Candidates]]:
-    """Background and solve for every detector of a block of pixels."""
-    rows, cols, ndet, nchan = block.shape
+def _solve_band(inputs: np.ndarray, models: list[LinearModel], method: str) -> list[tuple[np.ndarray, np.ndarray, Candidates]]:
+    """Background and solve for every detector of a block: ``inputs`` is (detector, pixels, fit channels)."""
     solve = _SOLVERS[method]
-    # A (pixels, channels) view per detector; the solver makes the one trimmed float copy.
-    return [solve(block[:, :, d, :].reshape(rows * cols, nchan), models[d]) for d in range(ndet)]
+    return [solve(inputs[d], models[d]) for d in range(len(models))]
+
+
+def _trim_band(block: np.ndarray, lo: int, hi: int, dtype: np.dtype) -> np.ndarray:
+    """(detector, pixels, channels lo..hi-1) in ``dtype`` from a raw (rows, cols, detector, channel) block."""
+    rows, cols, ndet, _ = block.shape
+    out = np.empty((ndet, rows, cols, hi - lo), dtype=dtype)
+    out[...] = block[..., lo:hi].transpose(2, 0, 1, 3)  # one pass: reorder, trim and cast
+    return out.reshape(ndet, rows * cols, hi - lo)
 
 
 def _band_candidates(solved: list[tuple]) -> list[Candidates]:
@@ -203,39 +212,74 @@ def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shap
     return out
 
 
-def _blocks(data: da.Array):
-    """(i, j, delayed block, rows, cols) for every block of pixels, in raster order."""
-    delayed = data.to_delayed(optimize_graph=False)
+# The graphs below are written as task dictionaries (one HighLevelGraph layer each) rather than
+# with dask.delayed: building them is serial time before any worker starts, and delayed's
+# argument traversal and tokenising cost ~0.7 ms per band (a 40 GB map has thousands of bands).
+
+
+def _block_grid(data: da.Array):
+    """(i, j, rows, cols) for every block of pixels, in raster order."""
     for i, rows in enumerate(data.chunks[0]):
         for j, cols in enumerate(data.chunks[1]):
-            yield i, j, delayed[i, j, 0, 0], rows, cols
+            yield i, j, rows, cols
 
 
-def _assemble(pieces: dict, data: da.Array, nlines: int, dtype) -> tuple[da.Array, da.Array]:
-    """Areas and uncertainties (y, x, detector, line) from per-block (2, rows, cols, ...) results."""
-    ndet = data.shape[2]
-    grid = [
-        [da.from_delayed(pieces[i, j], shape=(2, rows, cols, ndet, nlines), dtype=dtype) for j, cols in enumerate(data.chunks[1])]
-        for i, rows in enumerate(data.chunks[0])
-    ]
-    both = da.concatenate([da.concatenate(row, axis=2) for row in grid], axis=1)
+def _results(layers: dict[str, dict], deps: dict[str, set], data: da.Array, nlines: int, dtype, inputs=()) -> tuple[da.Array, da.Array]:
+    """Areas and uncertainties (y, x, detector, line) from a graph of named layers.
+
+    The last layer holds tasks ``(name, 0, i, j, 0, 0)`` returning (2, rows, cols, detector,
+    line) blocks; ``inputs`` are the collections the first layers read. Whole-map steps keep a
+    layer of their own (``xrf-global-…``), which streaming writers compute once, first.
+    """
+    graph_layers: dict[str, Any] = {}
+    graph_deps: dict[str, set] = {}
+    for collection in inputs:
+        g = collection.__dask_graph__()
+        graph_layers.update(g.layers)
+        graph_deps.update(g.dependencies)
+    graph_layers.update((name, MaterializedLayer(tasks)) for name, tasks in layers.items())
+    graph_deps.update(deps)
+    name = list(layers)[-1]
+    chunks = ((2,), data.chunks[0], data.chunks[1], (data.shape[2],), (nlines,))
+    both = da.Array(HighLevelGraph(graph_layers, graph_deps), name, chunks, dtype=dtype)
     return both[0], both[1]
 
 
 def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], method: str, token: str):
-    model_key = dask.delayed(models, pure=True, name=f"fit-model-{token}")
-    solve = dask.delayed(_solve_band, pure=True)
-    pick = dask.delayed(_band_candidates, pure=True)
-    blocks = list(_blocks(data))
-    solved = {(i, j): solve(b, model_key, method, dask_key_name=(f"fit-{method}-{token}", i, j)) for i, j, b, _, _ in blocks}
-    found = [pick(solved[i, j], dask_key_name=(f"fit-negatives-{token}", i, j)) for i, j, *_ in blocks]
-    logs = dask.delayed(_log, pure=True)(found, model_key, dask_key_name=f"xrf-global-refit-{token}")
-    finish = dask.delayed(_finish_band, pure=True)
-    pieces = {
-        (i, j): finish(solved[i, j], logs, model_key, lines, (rows, cols), dask_key_name=(f"fit-refit-{token}", i, j))
-        for i, j, _, rows, cols in blocks
+    lo, hi, dtype = models[0].xmin, models[0].xmax, models[0].result_dtype
+    # PyMca trims by the configuration alone, which every detector's model shares.
+    assert all((m.xmin, m.xmax) == (lo, hi) for m in models), "detector models trim different ranges"
+    model, solve, negatives = f"fit-model-{token}", f"fit-{method}-{token}", f"fit-negatives-{token}"
+    log, finish = f"xrf-global-refit-{token}", f"fit-refit-{token}"
+    # Inputs: a .GeoPIXE map as opened is decoded straight into the trimmed float blocks (one
+    # pass over the sparse records); any other array goes through its own blocks.
+    specs = block_specs(data)
+    read = f"geopixe-read-fit-{token}" if specs is not None else f"fit-trim-{token}"
+    grid = list(_block_grid(data))
+    if specs is not None:
+        read_tasks = {(read, i, j): (read_block_channels, specs[i, j], lo, hi, dtype) for i, j, _, _ in grid}
+    else:
+        read_tasks = {(read, i, j): (_trim_band, (data.name, i, j, 0, 0), lo, hi, dtype) for i, j, _, _ in grid}
+    layers = {
+        model: {model: (list, models)},
+        read: read_tasks,
+        solve: {(solve, i, j): (_solve_band, (read, i, j), model, method) for i, j, _, _ in grid},
+        negatives: {(negatives, i, j): (_band_candidates, (solve, i, j)) for i, j, _, _ in grid},
+        log: {log: (_log, [(negatives, i, j) for i, j, _, _ in grid], model)},
+        finish: {
+            (finish, 0, i, j, 0, 0): (_finish_band, (solve, i, j), log, model, (list, list(lines)), (rows, cols))
+            for i, j, rows, cols in grid
+        },
     }
-    return _assemble(pieces, data, len(lines), models[0].result_dtype)
+    deps = {
+        model: set(),
+        read: set() if specs is not None else {data.name},
+        solve: {read, model},
+        negatives: {solve},
+        log: {negatives, model},
+        finish: {solve, log, model},
+    }
+    return _results(layers, deps, data, len(lines), dtype, inputs=[] if specs is not None else [data])
 
 
 def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndarray:
@@ -249,7 +293,6 @@ def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndar
 
 
 def _full_graph(data: da.Array, cfg: dict, lines: list[str], token: str):
-    key = config_key(cfg)
-    run = dask.delayed(_full_band, pure=True)
-    pieces = {(i, j): run(b, key, lines, dask_key_name=(f"fit-full-{token}", i, j)) for i, j, b, _, _ in _blocks(data)}
-    return _assemble(pieces, data, len(lines), np.float64)
+    name, key = f"fit-full-{token}", config_key(cfg)
+    tasks = {(name, 0, i, j, 0, 0): (_full_band, (data.name, i, j, 0, 0), key, (list, list(lines))) for i, j, _, _ in _block_grid(data)}
+    return _results({name: tasks}, {name: {data.name}}, data, len(lines), np.float64, inputs=[data])

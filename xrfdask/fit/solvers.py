@@ -1,7 +1,9 @@
 """Per-block solvers: xrfdask's linear engine, PyMca's fast fit, PyMca's per-pixel fit.
 
-Each takes a block of spectra (pixels, channels) and a :class:`~xrfdask.fit.model.LinearModel`
-built from the global sum spectrum, and returns areas and uncertainties for every free parameter
+Each takes a block of spectra trimmed to the fit range (pixels, fit channels, in the model's
+result dtype; see :func:`trimmed`, or the ``.GeoPIXE`` reader's ``read_block_channels``, which
+decodes straight into that form) and a :class:`~xrfdask.fit.model.LinearModel` built from the
+global sum spectrum, and returns areas and uncertainties for every free parameter
 (pixels, free) in PyMca's result dtype, plus the pixels the non-negativity refit may touch.
 
 - ``linear``: the compiled SNIP (:mod:`xrfdask.fit.background`) over the whole block, then the
@@ -25,19 +27,24 @@ from xrfdask.fit.model import LinearModel, line_label
 from xrfdask.fit.project import project
 from xrfdask.fit.refit import Candidates, candidates
 
-__all__ = ["solve_linear", "solve_pymca", "fit_full", "fit_sum_spectrum"]
+__all__ = ["trimmed", "solve_linear", "solve_pymca", "fit_full", "fit_sum_spectrum"]
 
 
-def _trimmed(spectra: np.ndarray, model: LinearModel) -> np.ndarray:
-    """(pixels, fit channels) in the dtype PyMca computes in (float32 for integer data)."""
-    return np.ascontiguousarray(spectra[:, model.xmin : model.xmax], dtype=model.result_dtype)
+def trimmed(spectra: np.ndarray, model: LinearModel) -> np.ndarray:
+    """A new (pixels, fit channels) array in the dtype PyMca computes in (float32 for integers).
+
+    Always a copy: the solvers subtract the background in place.
+    """
+    return np.array(spectra[:, model.xmin : model.xmax], dtype=model.result_dtype, order="C")
 
 
-def solve_linear(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndarray, Candidates]:
-    """xrfdask's engine: compiled SNIP over the block, then ``x = pinv @ y`` for every pixel."""
+def solve_linear(y: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndarray, Candidates]:
+    """xrfdask's engine: compiled SNIP over the block, then ``x = pinv @ y`` for every pixel.
+
+    ``y`` is a C-contiguous (pixels, fit channels) block (:func:`trimmed`); it is overwritten.
+    """
     from xrfdask.fit.background import subtract_background
 
-    y = _trimmed(spectra, model)
     if model.strip:
         subtract_background(y, model.snip_width, filter_width=model.filter_width, anchors=model.anchors)
     x = project(model.projection, y, np.empty((y.shape[0], model.n_free), dtype=model.result_dtype))
@@ -45,12 +52,15 @@ def solve_linear(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, n
     return x, sigma, candidates(model, x, sigma, lambda rows: y[rows])
 
 
-def solve_pymca(spectra: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndarray, Candidates]:
-    """PyMca's fast-fit steps for one block, as ``fitMultipleSpectra`` runs them (no refit)."""
+def solve_pymca(y: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndarray, Candidates]:
+    """PyMca's fast-fit steps for one block, as ``fitMultipleSpectra`` runs them (no refit).
+
+    ``y`` is a (pixels, fit channels) block (:func:`trimmed`); it is overwritten.
+    """
     from PyMca5.PyMcaMath.linalg import lstsq
     from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
-    chunk = _trimmed(spectra, model).T  # PyMca works on (channels, pixels) views
+    chunk = y.T  # PyMca works on (channels, pixels) views
     if model.strip:
         FastXRFLinearFit._fitBkgSubtract(chunk, config=model.config, anchorslist=model.anchors)
     npix = chunk.shape[1]

@@ -196,3 +196,28 @@ def test_fast_sum_spectrum_equals_the_dense_sum(sample_path, sample_dense, tmp_p
     path = gf.write(tmp_path / "bad.GeoPIXE", bytes(bad))
     with pytest.raises(FormatError, match="stores channel 999"):
         sum_spectrum(open_geopixe(path).spectra.data).compute()
+
+
+def test_channel_window_reads_equal_the_dense_blocks_trimmed(sample_path, sample_dense, tmp_path):
+    """What the fit reads: (detector, pixel, channels lo..hi-1) floats, decoded from the records."""
+    from xrfdask.io.geopixe.reader import block_specs, read_block_channels
+
+    for chunks in (3, {"y": 2, "x": 7}):
+        ds = open_geopixe(sample_path, chunks=chunks)
+        for (i, j), spec in block_specs(ds.spectra.data).items():
+            for lo, hi in ((0, 4096), (100, 1500), (4000, 4096)):
+                got = read_block_channels(spec, lo, hi, np.float32)
+                dense = sample_dense[spec.y0 : spec.y0 + spec.nrows, spec.x0 : spec.x0 + spec.ncols, :, lo:hi]
+                assert got.shape == (2, spec.nrows * spec.ncols, hi - lo) and got.dtype == np.float32
+                assert got.flags.c_contiguous
+                np.testing.assert_array_equal(got, dense.transpose(2, 0, 1, 3).reshape(2, -1, hi - lo))
+    assert block_specs(ds.spectra.isel(detector=[0]).data) is None
+    # Channels outside the window are still checked.
+    spectra, deadtime = gf.random_map((3, 4, 2, 16), density=1.0)
+    data, offsets = gf.build(spectra, deadtime)
+    bad = bytearray(data)
+    struct.pack_into("<H", bad, offsets[5] + 16, 999)
+    path = gf.write(tmp_path / "bad.GeoPIXE", bytes(bad))
+    spec = block_specs(open_geopixe(path, chunks=-1).spectra.data)[0, 0]
+    with pytest.raises(FormatError, match="stores channel 999"):
+        read_block_channels(spec, 2, 5)

@@ -152,12 +152,15 @@ def _check_header(words, pos, k, xres, ndet, nchan):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _put_pairs(words, pos, end, nchan, spectrum, add):
+def _put_pairs(words, pos, end, nchan, spectrum, lo, add):
     """Write (``add``: add) the (channel, count) pairs of words ``pos .. end-1`` into ``spectrum``.
 
-    Returns (status, word): channels must be below ``nchan`` and strictly increasing.
+    Channel ``c`` goes to ``spectrum[c - lo]``; channels outside ``spectrum`` are checked and
+    skipped (a trimmed fit range). Returns (status, word): channels must be below ``nchan`` and
+    strictly increasing.
     """
     previous = -1
+    size = spectrum.shape[0]
     for p in range(pos, end, 2):
         channel = np.int64(words[p])
         if channel >= nchan:
@@ -165,16 +168,18 @@ def _put_pairs(words, pos, end, nchan, spectrum, add):
         if channel <= previous:
             return UNSORTED_CHANNEL, p
         previous = channel
-        if add:
-            spectrum[channel] += words[p + 1]
-        else:
-            spectrum[channel] = words[p + 1]
+        i = channel - lo
+        if 0 <= i < size:
+            if add:
+                spectrum[i] += words[p + 1]
+            else:
+                spectrum[i] = words[p + 1]
     return OK, end
 
 
 @_jit
-def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
-    """Decode records ``k0 .. k1-1`` into a dense block.
+def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out, lo):
+    """Decode records ``k0 .. k1-1`` into a dense block (or its channels ``lo ..``).
 
     Parameters
     ----------
@@ -188,8 +193,13 @@ def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
         Map width, detectors per pixel, channels.
     y0, x0 : int
         Map position of ``out[0, 0]``.
-    out : uint16 array (rows, columns, ndet, nchan), zero-filled
+    out : array (rows, columns, ndet, n), zero-filled
         Records whose pixel falls inside are decoded into it; others are checked and skipped.
+        Any dtype and strides: the fit decodes straight into float32 (detector, pixel, channel)
+        blocks through a transposed view.
+    lo : int
+        Channel stored at ``out[..., 0]``; channels outside ``lo .. lo + n - 1`` are checked
+        and skipped.
 
     Returns
     -------
@@ -207,7 +217,7 @@ def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
         row = y - y0
         col = x - x0
         if 0 <= row < nrows and 0 <= col < ncols:
-            status, p = _put_pairs(words, pos + 8, end, nchan, out[row, col, d], False)
+            status, p = _put_pairs(words, pos + 8, end, nchan, out[row, col, d], lo, False)
             if status != OK:
                 return status, k, p
         pos = end
@@ -227,7 +237,7 @@ def sum_records(words, k0, k1, xres, ndet, nchan, y0, nrows, x0, ncols, out):
         if status != OK:
             return status, k, pos
         if 0 <= y - y0 < nrows and 0 <= x - x0 < ncols:
-            status, p = _put_pairs(words, pos + 8, end, nchan, out[d], True)
+            status, p = _put_pairs(words, pos + 8, end, nchan, out[d], 0, True)
             if status != OK:
                 return status, k, p
         pos = end
