@@ -221,3 +221,22 @@ def test_channel_window_reads_equal_the_dense_blocks_trimmed(sample_path, sample
     spec = block_specs(open_geopixe(path, chunks=-1).spectra.data)[0, 0]
     with pytest.raises(FormatError, match="stores channel 999"):
         read_block_channels(spec, 2, 5)
+
+
+def test_records_straddling_read_windows(sample_path, sample_dense, tmp_path, monkeypatch):
+    """Blocks are read in windows; a record cut by a window's end is read again with the next."""
+    from xrfdask.io.geopixe import reader
+    from xrfdask.io.geopixe.reader import sum_spectrum
+
+    monkeypatch.setattr(reader, "_WINDOW", 1)  # the smallest allowed: one longest record
+    ds = open_geopixe(sample_path, chunks=4)
+    np.testing.assert_array_equal(ds.spectra.values, sample_dense)
+    np.testing.assert_array_equal(sum_spectrum(ds.spectra.data).compute(), sample_dense.sum((0, 1)))
+    # Offsets in error messages are file offsets, wherever the window starts.
+    spectra, deadtime = gf.random_map((3, 4, 2, 16), density=1.0)
+    data, offsets = gf.build(spectra, deadtime)
+    bad = bytearray(data)
+    struct.pack_into("<H", bad, offsets[19] + 16 + 4, 0)  # record 19's second channel -> 0
+    ds = open_geopixe(gf.write(tmp_path / "late.GeoPIXE", bytes(bad)), chunks=-1)
+    with pytest.raises(FormatError, match=rf"record \(x=1, y=2, detector=1\) has channels out of ascending order at offset {offsets[19] + 20}"):
+        ds.spectra.values
