@@ -202,14 +202,16 @@ def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shap
     does not fit).
     """
     rows, cols = shape
-    out = np.full((2, rows, cols, len(models), len(lines)), np.nan, dtype=models[0].result_dtype)
+    out = np.full((2, rows * cols, len(models), len(lines)), np.nan, dtype=models[0].result_dtype)
+    area, error = out  # (pixels, detector, line) views
     for d, ((x, sigma, found), steps, model) in enumerate(zip(solved, logs, models, strict=True)):
-        x, sigma = x.copy(), sigma.copy()
-        replay(x, sigma, found, steps, model)
+        if steps and found.rows.size:  # the refit touches this band: on copies, the solve's result may be shared
+            x, sigma = x.copy(), sigma.copy()
+            replay(x, sigma, found, steps, model)
         index = [lines.index(name) for name in model.line_names]
-        out[0, :, :, d, index] = x[:, model.peak_slice].reshape(rows, cols, -1).transpose(2, 0, 1)
-        out[1, :, :, d, index] = sigma[:, model.peak_slice].reshape(rows, cols, -1).transpose(2, 0, 1)
-    return out
+        area[:, d, index] = x[:, model.peak_slice]
+        error[:, d, index] = sigma[:, model.peak_slice]
+    return out.reshape(2, rows, cols, len(models), len(lines))
 
 
 # The graphs below are written as task dictionaries (one HighLevelGraph layer each) rather than

@@ -48,7 +48,7 @@ def solve_linear(y: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndar
     if model.strip:
         subtract_background(y, model.snip_width, filter_width=model.filter_width, anchors=model.anchors)
     x = project(model.projection, y, np.empty((y.shape[0], model.n_free), dtype=model.result_dtype))
-    sigma = np.broadcast_to(model.sigma.astype(model.result_dtype), x.shape).copy()
+    sigma = np.broadcast_to(model.sigma.astype(model.result_dtype), x.shape)  # the same for every pixel; read-only
     return x, sigma, candidates(model, x, sigma, lambda rows: y[rows])
 
 

@@ -122,7 +122,11 @@ def _walk_block(spec: BlockSpec, kernel, *args) -> None:
         buf = _buffers.window = np.empty(size, dtype=np.uint8)
     view = memoryview(buf)
     message = None
-    with open(spec.path, "rb", buffering=0) as f:
+    try:
+        f = open(spec.path, "rb", buffering=0)
+    except OSError as exc:
+        raise FormatError(f"{spec.path}: cannot read ({exc.strerror})") from None
+    with f:
         offset, k = spec.start, spec.k0
         while k < spec.k1:
             f.seek(offset)
