@@ -214,8 +214,8 @@ def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shap
     return out.reshape(2, rows, cols, len(models), len(lines))
 
 
-# The graphs below are written as task dictionaries (one HighLevelGraph layer each) rather than
-# with dask.delayed: building them is serial time before any worker starts, and delayed's
+# The graphs below are written as task dictionaries, one HighLevelGraph layer per step, rather
+# than with dask.delayed: building them is serial time before any worker starts, and delayed's
 # argument traversal and tokenising cost ~0.7 ms per band (a 40 GB map has thousands of bands).
 
 

@@ -95,11 +95,12 @@ def read_block_channels(spec: BlockSpec, lo: int, hi: int, dtype: Any = np.float
     return out.reshape(spec.ndet, spec.nrows * spec.ncols, hi - lo)
 
 
-def sum_block(spec: BlockSpec) -> np.ndarray:
-    """The (detector, channel) sum of one block's spectra, straight from the sparse records."""
-    out = np.zeros((spec.ndet, spec.nchan), dtype=np.float64)
-    if spec.k1 > spec.k0:
-        _walk_block(spec, kernels.sum_records, spec.y0, spec.nrows, spec.x0, spec.ncols, out)
+def sum_blocks(specs: list[BlockSpec]) -> np.ndarray:
+    """The (detector, channel) sum of the spectra of blocks of one map, straight from the sparse records."""
+    out = np.zeros((specs[0].ndet, specs[0].nchan), dtype=np.float64)
+    for spec in specs:
+        if spec.k1 > spec.k0:
+            _walk_block(spec, kernels.sum_records, spec.y0, spec.nrows, spec.x0, spec.ncols, out)
     return out
 
 
@@ -168,21 +169,32 @@ def block_specs(spectra: Any) -> dict[tuple[int, int], BlockSpec] | None:
     return specs
 
 
-def sum_spectrum(spectra: da.Array, fan_in: int = 8) -> da.Array | None:
+def sum_spectrum(spectra: da.Array, fan_in: int = 8, tasks: int | None = None) -> da.Array | None:
     """A fast (detector, channel) sum over pixels of spectra read straight from a ``.GeoPIXE`` file.
 
     Returns None unless ``spectra`` is exactly :func:`open_geopixe`'s array (not sliced or
-    transformed): then every read task is replaced by a ``geopixe-sum`` task that adds the sparse
+    transformed): then the read tasks are replaced by ``geopixe-sum`` tasks that add the sparse
     records without decoding dense blocks (several times faster), and the partial sums are added
-    in a tree of ``fan_in`` parts per task. The graph is a task dictionary: the dask-array
-    route (stack, then sum) cost a third more on two threads for this short pass.
+    in a tree of ``fan_in`` parts per task.
+
+    Each sum task covers consecutive blocks: ``tasks`` of them (default: four per worker
+    thread of the current scheduler, at most one per block), since a block's sum takes only a
+    few milliseconds, the cost of scheduling a task on a distributed cluster. The graph is a
+    task dictionary: the dask-array route (stack, then sum) cost a third more on two threads.
     """
+    from xrfdask.runtime import parallelism
+
     specs = block_specs(spectra)
     if specs is None:
         return None
-    token = dask.base.tokenize(spectra.name)
+    blocks = list(specs.values())
+    ntasks = max(1, min(len(blocks), tasks or 4 * parallelism()))
+    edges = np.linspace(0, len(blocks), ntasks + 1).round().astype(int)
+    token = dask.base.tokenize(spectra.name, ntasks)
     name, parts = f"geopixe-sum-{token}", f"geopixe-sum-part-{token}"
-    dsk: dict[Any, Any] = {(parts, 0, n): (sum_block, spec) for n, spec in enumerate(specs.values())}
+    dsk: dict[Any, Any] = {
+        (parts, 0, n): (sum_blocks, blocks[a:b]) for n, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+    }
     keys, level = list(dsk), 0
     while len(keys) > fan_in:
         level += 1
