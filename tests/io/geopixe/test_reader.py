@@ -184,6 +184,12 @@ def test_fast_sum_spectrum_equals_the_dense_sum(sample_path, sample_dense, tmp_p
     for chunks in (1, 3, -1, {"y": 2, "x": 7}):
         ds = open_geopixe(sample_path, chunks=chunks)
         np.testing.assert_array_equal(sum_spectrum(ds.spectra.data).compute(), sample_dense.sum((0, 1)))
+    # Blocks grouped into any number of sum tasks, added in a tree of any fan-in.
+    ds = open_geopixe(sample_path, chunks=1)
+    for tasks, fan_in in ((1, 8), (3, 2), (7, 2), (100, 3)):
+        total = sum_spectrum(ds.spectra.data, fan_in=fan_in, tasks=tasks)
+        assert len([k for k in total.__dask_graph__() if "part" in k[0] and k[1] == 0]) == min(tasks, 10)
+        np.testing.assert_array_equal(total.compute(), sample_dense.sum((0, 1)))
     # Only for the reader's own array: anything derived from it takes the generic path.
     ds = open_geopixe(sample_path)
     assert sum_spectrum(ds.spectra.isel(y=slice(0, 4)).data) is None
