@@ -200,7 +200,7 @@ def test_fit_is_lazy_but_for_the_sum_spectrum(example, config):
         fit = xd.fit(example, config)
     assert len(computed) == 1  # the global sum spectrum, one reduction
     names = {dask.utils.key_split(k) for k in fit.peak_area.data.__dask_graph__()}
-    assert {"fit-linear", "xrf-global-refit", "fit-refit", "fit-model"} <= names
+    assert {"geopixe-read-fit", "fit-linear", "xrf-global-refit", "fit-area", "fit-model"} <= names
 
 
 def test_bad_configuration_fails_before_any_task(example, config):

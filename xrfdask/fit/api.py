@@ -9,7 +9,8 @@ The graph, per detector (task names as on the dashboard):
    or ``fit-trim`` over any other reader's blocks), then background and solve (``fit-linear`` /
    ``fit-pymca``), returning areas, uncertainties and the pixels with negative areas;
 3. the non-negativity refit decided once for the whole map (``xrf-global-refit``) from those
-   pixels only, then applied per band (``fit-refit``);
+   pixels only, then applied per band as each block of areas and of uncertainties is made
+   (``fit-area``, ``fit-area-error``);
    ``method="full"`` fits each spectrum with the nonlinear model instead (``fit-full``).
 Each detector's sum spectrum is also fitted with the full model (``sum_area``,
 ``sum_background``; ``fit-sum-spectrum``, a task run beside the bands).
@@ -17,6 +18,7 @@ Each detector's sum spectrum is also fitted with the full model (``sum_area``,
 
 from __future__ import annotations
 
+import operator
 import time
 from typing import Any
 
@@ -195,23 +197,22 @@ def _log(bands: list[list[Candidates]], models: list[LinearModel]) -> list[list]
     return [refit_log([band[d] for band in bands], model) for d, model in enumerate(models)]
 
 
-def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shape: tuple[int, int]) -> np.ndarray:
+def _finish_band(solved, logs, models: list[LinearModel], lines: list[str], shape: tuple[int, int], which: int) -> np.ndarray:
     """Apply the refit, keep the peak parameters, place them on the map's line axis.
 
-    Returns (2, rows, cols, detector, line): areas and uncertainties (NaN for a line a detector
-    does not fit).
+    Returns the (rows, cols, detector, line) areas (``which`` 0) or uncertainties (1), NaN for a
+    line a detector does not fit. One task per output block: computing the areas alone costs
+    one task per band, not a task for both and one to take them apart.
     """
     rows, cols = shape
-    out = np.full((2, rows * cols, len(models), len(lines)), np.nan, dtype=models[0].result_dtype)
-    area, error = out  # (pixels, detector, line) views
+    out = np.full((rows * cols, len(models), len(lines)), np.nan, dtype=models[0].result_dtype)
     for d, ((x, sigma, found), steps, model) in enumerate(zip(solved, logs, models, strict=True)):
         if steps and found.rows.size:  # the refit touches this band: on copies, the solve's result may be shared
             x, sigma = x.copy(), sigma.copy()
             replay(x, sigma, found, steps, model)
         index = [lines.index(name) for name in model.line_names]
-        area[:, d, index] = x[:, model.peak_slice]
-        error[:, d, index] = sigma[:, model.peak_slice]
-    return out.reshape(2, rows, cols, len(models), len(lines))
+        out[:, d, index] = (x, sigma)[which][:, model.peak_slice]
+    return out.reshape(rows, cols, len(models), len(lines))
 
 
 # The graphs below are written as task dictionaries, one HighLevelGraph layer per step, rather
@@ -229,9 +230,9 @@ def _block_grid(data: da.Array):
 def _results(layers: dict[str, dict], deps: dict[str, set], data: da.Array, nlines: int, dtype, inputs=()) -> tuple[da.Array, da.Array]:
     """Areas and uncertainties (y, x, detector, line) from a graph of named layers.
 
-    The last layer holds tasks ``(name, 0, i, j, 0, 0)`` returning (2, rows, cols, detector,
-    line) blocks; ``inputs`` are the collections the first layers read. Whole-map steps keep a
-    layer of their own (``xrf-global-…``), which streaming writers compute once, first.
+    The last two layers hold the tasks ``(name, i, j, 0, 0)`` of the areas' and the
+    uncertainties' blocks; ``inputs`` are the collections the first layers read. Whole-map steps
+    keep a layer of their own (``xrf-global-…``), which streaming writers compute once, first.
     """
     graph_layers: dict[str, Any] = {}
     graph_deps: dict[str, set] = {}
@@ -241,10 +242,10 @@ def _results(layers: dict[str, dict], deps: dict[str, set], data: da.Array, nlin
         graph_deps.update(g.dependencies)
     graph_layers.update((name, MaterializedLayer(tasks)) for name, tasks in layers.items())
     graph_deps.update(deps)
-    name = list(layers)[-1]
-    chunks = ((2,), data.chunks[0], data.chunks[1], (data.shape[2],), (nlines,))
-    both = da.Array(HighLevelGraph(graph_layers, graph_deps), name, chunks, dtype=dtype)
-    return both[0], both[1]
+    graph = HighLevelGraph(graph_layers, graph_deps)
+    chunks = (data.chunks[0], data.chunks[1], (data.shape[2],), (nlines,))
+    area, error = list(layers)[-2:]
+    return da.Array(graph, area, chunks, dtype=dtype), da.Array(graph, error, chunks, dtype=dtype)
 
 
 def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], method: str, token: str):
@@ -252,7 +253,7 @@ def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], m
     # PyMca trims by the configuration alone, which every detector's model shares.
     assert all((m.xmin, m.xmax) == (lo, hi) for m in models), "detector models trim different ranges"
     model, solve, negatives = f"fit-model-{token}", f"fit-{method}-{token}", f"fit-negatives-{token}"
-    log, finish = f"xrf-global-refit-{token}", f"fit-refit-{token}"
+    log, area, error = f"xrf-global-refit-{token}", f"fit-area-{token}", f"fit-area-error-{token}"
     # Inputs: a .GeoPIXE map as opened is decoded straight into the trimmed float blocks (one
     # pass over the sparse records); any other array goes through its own blocks.
     specs = block_specs(data)
@@ -268,9 +269,12 @@ def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], m
         solve: {(solve, i, j): (_solve_band, (read, i, j), model, method) for i, j, _, _ in grid},
         negatives: {(negatives, i, j): (_band_candidates, (solve, i, j)) for i, j, _, _ in grid},
         log: {log: (_log, [(negatives, i, j) for i, j, _, _ in grid], model)},
-        finish: {
-            (finish, 0, i, j, 0, 0): (_finish_band, (solve, i, j), log, model, (list, list(lines)), (rows, cols))
-            for i, j, rows, cols in grid
+        **{
+            name: {
+                (name, i, j, 0, 0): (_finish_band, (solve, i, j), log, model, (list, list(lines)), (rows, cols), which)
+                for i, j, rows, cols in grid
+            }
+            for which, name in enumerate((area, error))
         },
     }
     deps = {
@@ -279,7 +283,8 @@ def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], m
         solve: {read, model},
         negatives: {solve},
         log: {negatives, model},
-        finish: {solve, log, model},
+        area: {solve, log, model},
+        error: {solve, log, model},
     }
     return _results(layers, deps, data, len(lines), dtype, inputs=[] if specs is not None else [data])
 
@@ -296,5 +301,12 @@ def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndar
 
 def _full_graph(data: da.Array, cfg: dict, lines: list[str], token: str):
     name, key = f"fit-full-{token}", config_key(cfg)
-    tasks = {(name, 0, i, j, 0, 0): (_full_band, (data.name, i, j, 0, 0), key, (list, list(lines))) for i, j, _, _ in _block_grid(data)}
-    return _results({name: tasks}, {name: {data.name}}, data, len(lines), np.float64, inputs=[data])
+    area, error = f"fit-full-area-{token}", f"fit-full-area-error-{token}"
+    grid = list(_block_grid(data))
+    layers = {
+        name: {(name, i, j): (_full_band, (data.name, i, j, 0, 0), key, (list, list(lines))) for i, j, _, _ in grid},
+        area: {(area, i, j, 0, 0): (operator.getitem, (name, i, j), 0) for i, j, _, _ in grid},
+        error: {(error, i, j, 0, 0): (operator.getitem, (name, i, j), 1) for i, j, _, _ in grid},
+    }
+    deps = {name: {data.name}, area: {name}, error: {name}}
+    return _results(layers, deps, data, len(lines), np.float64, inputs=[data])
