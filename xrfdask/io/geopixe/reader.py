@@ -86,8 +86,8 @@ def read_block_channels(spec: BlockSpec, lo: int, hi: int, dtype: Any = np.float
 
     What a fit consumes: one contiguous (pixels, channels) matrix per detector, decoded from
     the sparse records in one pass, with none of the dense uint16 block, its per-detector slice
-    or the trimmed float copy (a third of a linear fit's time went to those memory passes).
-    Every record is checked as by :func:`read_block`.
+    or the trimmed float copy (bench_fit's stage timings: 0.035 s per 10,000 spectra, against
+    0.10-0.14 s for those three). Every record is checked as by :func:`read_block`.
     """
     out = np.zeros((spec.ndet, spec.nrows, spec.ncols, hi - lo), dtype=dtype)
     if spec.k1 > spec.k0:
@@ -187,7 +187,7 @@ def sum_spectrum(spectra: da.Array, fan_in: int = 8, tasks: int | None = None) -
     specs = block_specs(spectra)
     if specs is None:
         return None
-    blocks = list(specs.values())
+    blocks = list(specs.values())  # eager-ok: a dict of block specs, no data
     ntasks = max(1, min(len(blocks), tasks or 4 * parallelism()))
     edges = np.linspace(0, len(blocks), ntasks + 1).round().astype(int)
     token = dask.base.tokenize(spectra.name, ntasks)
