@@ -33,7 +33,7 @@ from xrfdask.errors import ConfigError
 from xrfdask.fit.config import config_to_text, load_config, validate_config
 from xrfdask.fit.model import LinearModel, build_model, check_with_pymca
 from xrfdask.fit.refit import Candidates, refit_log, replay
-from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca
+from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca, trim_band
 from xrfdask.io.geopixe.reader import block_specs, read_block_channels, sum_spectrum
 from xrfdask.model import RAW_DIMS, check_not_empty, line_union, with_attrs
 
@@ -180,14 +180,6 @@ def _solve_band(inputs: np.ndarray, models: list[LinearModel], method: str) -> l
     return [solve(inputs[d], models[d]) for d in range(len(models))]
 
 
-def _trim_band(block: np.ndarray, lo: int, hi: int, dtype: np.dtype) -> np.ndarray:
-    """(detector, pixels, channels lo..hi-1) in ``dtype`` from a raw (rows, cols, detector, channel) block."""
-    rows, cols, ndet, _ = block.shape
-    out = np.empty((ndet, rows, cols, hi - lo), dtype=dtype)
-    out[...] = block[..., lo:hi].transpose(2, 0, 1, 3)  # one pass: reorder, trim and cast
-    return out.reshape(ndet, rows * cols, hi - lo)
-
-
 def _band_candidates(solved: list[tuple]) -> list[Candidates]:
     return [c for _, _, c in solved]
 
@@ -262,7 +254,7 @@ def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], m
     if specs is not None:
         read_tasks = {(read, i, j): (read_block_channels, specs[i, j], lo, hi, dtype) for i, j, _, _ in grid}
     else:
-        read_tasks = {(read, i, j): (_trim_band, (data.name, i, j, 0, 0), lo, hi, dtype) for i, j, _, _ in grid}
+        read_tasks = {(read, i, j): (trim_band, (data.name, i, j, 0, 0), lo, hi, dtype) for i, j, _, _ in grid}
     layers = {
         model: {model: (list, models)},
         read: read_tasks,

@@ -27,15 +27,24 @@ from xrfdask.fit.model import LinearModel, line_label
 from xrfdask.fit.project import project
 from xrfdask.fit.refit import Candidates, candidates
 
-__all__ = ["trimmed", "solve_linear", "solve_pymca", "fit_full", "fit_sum_spectrum"]
+__all__ = ["trim_band", "trimmed", "solve_linear", "solve_pymca", "fit_full", "fit_sum_spectrum"]
+
+
+def trim_band(block: np.ndarray, lo: int, hi: int, dtype: Any) -> np.ndarray:
+    """(detector, pixels, channels lo..hi-1) in ``dtype`` from a raw (rows, cols, detector, channel) block.
+
+    A new array in one pass (reorder, trim and cast): the solvers subtract the background in
+    place, so the caller's data is never touched.
+    """
+    rows, cols, ndet, _ = block.shape
+    out = np.empty((ndet, rows, cols, hi - lo), dtype=dtype)
+    out[...] = block[..., lo:hi].transpose(2, 0, 1, 3)
+    return out.reshape(ndet, rows * cols, hi - lo)
 
 
 def trimmed(spectra: np.ndarray, model: LinearModel) -> np.ndarray:
-    """A new (pixels, fit channels) array in the dtype PyMca computes in (float32 for integers).
-
-    Always a copy: the solvers subtract the background in place.
-    """
-    return np.array(spectra[:, model.xmin : model.xmax], dtype=model.result_dtype, order="C")
+    """A new (pixels, fit channels) array in the dtype PyMca computes in (float32 for integers)."""
+    return trim_band(spectra[:, None, None, :], model.xmin, model.xmax, model.result_dtype)[0]
 
 
 def solve_linear(y: np.ndarray, model: LinearModel) -> tuple[np.ndarray, np.ndarray, Candidates]:

@@ -160,7 +160,10 @@ def _put_pairs(words, pos, end, nchan, spectrum, lo, add):
     strictly increasing.
     """
     previous = -1
-    if lo == 0 and spectrum.shape[0] >= nchan:  # every channel: no window test per pair (25 % faster)
+    # Two loops on purpose: whole spectra skip the window test. Measured on the dense decode
+    # (bench_geopixe_read): a window test per pair cost 25 %; one loop with a loop-invariant
+    # test, or the channel checks in a shared inline helper, still 10-15 %.
+    if lo == 0 and spectrum.shape[0] >= nchan:
         for p in range(pos, end, 2):
             channel = np.int64(words[p])
             if channel >= nchan:
