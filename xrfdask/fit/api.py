@@ -34,7 +34,7 @@ from xrfdask.fit.config import config_to_text, load_config, validate_config
 from xrfdask.fit.model import LinearModel, build_model, check_with_pymca
 from xrfdask.fit.refit import Candidates, refit_log, replay
 from xrfdask.fit.solvers import config_key, fit_full, fit_sum_spectrum, solve_linear, solve_pymca, trim_band
-from xrfdask.io.geopixe.reader import block_specs, read_block_channels, sum_spectrum
+from xrfdask.io import fastpaths
 from xrfdask.model import RAW_DIMS, check_not_empty, line_union, with_attrs
 
 __all__ = ["fit", "METHODS"]
@@ -50,6 +50,7 @@ def fit(
     *,
     detector: Any = None,
     weight: int | None = None,
+    sum_spectrum: str = "auto",
 ) -> xr.Dataset:
     """Fit the spectra of a raw map: peak areas per pixel, detector and line, lazily.
 
@@ -69,8 +70,16 @@ def fit(
         None fits every detector; a label fits that one; ``"sum"`` fits the detector-summed
         spectra.
     weight : {None, 0, 1, 2}
-        PyMca's weighting: None follows ``fit.fitweight``; 1 average weights from the sum
-        spectrum; 2 individual weights (not with ``"linear"``).
+        PyMca's weighting: 0 none; 1 average weights from the sum spectrum (one fixed matrix);
+        2 individual weights per pixel (``"pymca"`` and ``"full"`` only). None follows
+        ``fit.fitweight``: for ``"pymca"`` as PyMca's ``fitMultipleSpectra(weight=None)`` does
+        (``fitweight`` 1 means individual weights there), for ``"linear"`` ``fitweight`` 1 means
+        the average weights (its only weighting), for ``"full"`` McaTheory's own weighting.
+    sum_spectrum : {"auto", "compute"}, default "auto"
+        The reference spectrum the model is built from. ``"auto"``: the sum spectra the file
+        stores (``raw/channelXX/sumspec``, as xrf_proc and PyMca use them) when ``ds`` is the
+        map exactly as read, otherwise the global sum computed over the map (one pass).
+        ``"compute"``: always computed. ``attrs["sum_spectrum_source"]`` says which was used.
 
     Returns
     -------
@@ -95,17 +104,26 @@ def fit(
     cfg = validate_config(load_config(config), nchan=nchan, method=method)
     if weight is not None and weight not in (0, 1, 2):
         raise ConfigError(f"weight={weight!r}: expected None, 0, 1 or 2")
-    if method == "linear" and (weight == 2 or (weight is None and cfg["fit"].get("fitweight"))):
-        raise ConfigError("fit.fitweight: individual weights are for method='pymca' or 'full', not 'linear'")
+    if sum_spectrum not in ("auto", "compute"):
+        raise ConfigError(f"sum_spectrum={sum_spectrum!r}: expected 'auto' or 'compute'")
+    if method == "linear":
+        if weight == 2:
+            raise ConfigError("weight=2: individual pixel weights are supported by methods 'pymca' and 'full', not 'linear'")
+        if weight is None:  # fitweight 1: the average weights from the sum spectrum, one fixed matrix
+            weight = 1 if cfg["fit"]["fitweight"] else 0
     check_with_pymca(cfg, weight=weight, npixels=spectra.sizes["y"] * spectra.sizes["x"])
     data = spectra.data
     if not isinstance(data, da.Array):  # an in-memory map: bands of rows over it
         data = da.from_array(data, chunks=(max(1, spectra.sizes["y"] // 4), -1, -1, -1))
     data = data.rechunk({2: -1, 3: -1})  # blocks of pixels: bands of rows, or x-blocks of long rows
     ny, nx, ndet, _ = data.shape
-    fast = sum_spectrum(data)  # straight from the sparse records when read from a .GeoPIXE file
-    total = fast if fast is not None else data.sum(axis=(0, 1), dtype=np.float64)
-    sums = np.asarray(total.compute())  # eager-ok: the global sum spectrum (one reduction)
+    stored = fastpaths.stored_sum_spectrum(data) if sum_spectrum == "auto" else None
+    if stored is not None:  # xrf_proc's and PyMca's reference: the file's raw/channelXX/sumspec
+        sums, sum_source = np.asarray(stored[0], dtype=np.float64), f"stored: {stored[1]}"
+    else:
+        fast = fastpaths.sum_spectrum(data)  # e.g. straight from the sparse records of a .GeoPIXE file
+        total = fast if fast is not None else data.sum(axis=(0, 1), dtype=np.float64)
+        sums, sum_source = np.asarray(total.compute()), "computed"  # eager-ok: the global sum spectrum
     labels = list(spectra["detector"].values)  # eager-ok: labels
     models = [build_model(cfg, sums[d], npixels=ny * nx, weight=weight, data_dtype=data.dtype, detector=labels[d]) for d in range(ndet)]
     lines = line_union([m.line_names for m in models])
@@ -136,6 +154,7 @@ def fit(
             "method": method,
             "weight_policy": int(models[0].weight_policy),
             "fit_range_channels": [int(models[0].xmin), int(models[0].xmax)],
+            "sum_spectrum_source": sum_source,
             "ScatROI": False,
             "deadtime_corrected": False,
             "fitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -248,11 +267,12 @@ def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], m
     log, area, error = f"xrf-global-refit-{token}", f"fit-area-{token}", f"fit-area-error-{token}"
     # Inputs: a .GeoPIXE map as opened is decoded straight into the trimmed float blocks (one
     # pass over the sparse records); any other array goes through its own blocks.
-    specs = block_specs(data)
-    read = f"geopixe-read-fit-{token}" if specs is not None else f"fit-trim-{token}"
+    fast = fastpaths.channel_blocks(data, lo, hi, dtype)
+    # Named for the reader on the dashboard: geopixe-read-fit-..., or fit-trim-...
+    read = f"{fastpaths.source(data)}fit-{token}" if fast is not None else f"fit-trim-{token}"
     grid = list(_block_grid(data))
-    if specs is not None:
-        read_tasks = {(read, i, j): (read_block_channels, specs[i, j], lo, hi, dtype) for i, j, _, _ in grid}
+    if fast is not None:
+        read_tasks = {(read, i, j): fast[i, j] for i, j, _, _ in grid}
     else:
         read_tasks = {(read, i, j): (trim_band, (data.name, i, j, 0, 0), lo, hi, dtype) for i, j, _, _ in grid}
     layers = {
@@ -271,14 +291,14 @@ def _linear_graph(data: da.Array, models: list[LinearModel], lines: list[str], m
     }
     deps = {
         model: set(),
-        read: set() if specs is not None else {data.name},
+        read: set() if fast is not None else {data.name},
         solve: {read, model},
         negatives: {solve},
         log: {negatives, model},
         area: {solve, log, model},
         error: {solve, log, model},
     }
-    return _results(layers, deps, data, len(lines), dtype, inputs=[] if specs is not None else [data])
+    return _results(layers, deps, data, len(lines), dtype, inputs=[] if fast is not None else [data])
 
 
 def _full_band(block: np.ndarray, config_json: str, lines: list[str]) -> np.ndarray:

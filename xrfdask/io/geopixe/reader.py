@@ -21,6 +21,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.utils import parse_bytes
 
 from xrfdask.errors import FormatError
+from xrfdask.io import fastpaths
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.index import GeoPixeIndex, build_index
 from xrfdask.model import PIXEL_DIMS, RAW_DIMS, with_attrs
@@ -426,3 +427,15 @@ def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: boo
         "present": (PIXEL_DIMS, present, with_attrs("present")),
     }
     return xr.Dataset(data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index))
+
+
+def _channel_blocks(spectra: da.Array, lo: int, hi: int, dtype: Any) -> dict[tuple[int, int], Any] | None:
+    specs = block_specs(spectra)
+    if specs is None:
+        return None
+    return {key: (read_block_channels, spec, lo, hi, dtype) for key, spec in specs.items()}
+
+
+# The fit and other processing reach these through the array (xrfdask.io.fastpaths), never by
+# importing this module.
+fastpaths.register("geopixe-read-", sum_spectrum=sum_spectrum, channel_blocks=_channel_blocks)

@@ -1,0 +1,83 @@
+"""Fast paths that a reader offers through the arrays it returns.
+
+Processing code (the fit, later normalisation and classification) works on any dask array of
+spectra. Some readers can do better than the generic path for the arrays they made themselves:
+the ``.GeoPIXE`` reader sums the sparse records without decoding dense blocks, or decodes them
+straight into the trimmed float blocks a fit needs; an HDF5 file may already hold each
+detector's sum spectrum. A reader registers those paths here, keyed by the name prefix of its
+read layer, and processing asks for them by array, so no processing module imports a reader
+(as dask-image's ``dispatch/`` picks an implementation by array type).
+
+Every path answers ``None`` unless the array is exactly the reader's own (not sliced, not
+transformed), so a caller always keeps its generic path as the fallback.
+
+Registered paths (each optional):
+
+``sum_spectrum(data) -> dask.array | None``
+    (detector, channel) float64 sum over all pixels, as a lazy array.
+``stored_sum_spectrum(data) -> (numpy array, str) | None``
+    (detector, channel) sum spectra the file already holds, and where they come from
+    (``"raw/channel00/sumspec, ..."``), read now (a few kB).
+``channel_blocks(data, lo, hi, dtype) -> dict | None``
+    A task per block of pixels ``(i, j)`` returning the (detector, pixels, channel lo..hi-1)
+    block in ``dtype`` (a new array), the form the fit's solvers take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dask.array as da
+
+__all__ = ["PATHS", "register", "source", "lookup", "sum_spectrum", "stored_sum_spectrum", "channel_blocks"]
+
+PATHS = ("sum_spectrum", "stored_sum_spectrum", "channel_blocks")
+_REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
+
+
+def register(prefix: str, **paths: Callable[..., Any]) -> None:
+    """Offer fast paths for the dask arrays whose name starts with ``prefix``.
+
+    Parameters
+    ----------
+    prefix : str
+        Name prefix of the reader's read layer (``"geopixe-read-"``).
+    **paths : callable
+        Implementations of the paths named in :data:`PATHS`.
+    """
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        raise TypeError(f"unknown fast path(s) {sorted(unknown)}; expected {PATHS}")
+    _REGISTRY.setdefault(prefix, {}).update(paths)
+
+
+def source(data: Any) -> str | None:
+    """The registered prefix of the reader that made ``data`` (``"geopixe-read-"``), or None."""
+    if not isinstance(data, da.Array):
+        return None
+    return next((prefix for prefix in _REGISTRY if data.name.startswith(prefix)), None)
+
+
+def lookup(data: Any, path: str) -> Callable[..., Any] | None:
+    """The implementation of ``path`` for ``data``, or None (no reader offers it)."""
+    prefix = source(data)
+    return None if prefix is None else _REGISTRY[prefix].get(path)
+
+
+def sum_spectrum(data: Any) -> da.Array | None:
+    """A fast lazy (detector, channel) sum over pixels, or None."""
+    impl = lookup(data, "sum_spectrum")
+    return None if impl is None else impl(data)
+
+
+def stored_sum_spectrum(data: Any) -> tuple[Any, str] | None:
+    """The (detector, channel) sum spectra stored with the data and their source, or None."""
+    impl = lookup(data, "stored_sum_spectrum")
+    return None if impl is None else impl(data)
+
+
+def channel_blocks(data: Any, lo: int, hi: int, dtype: Any) -> dict[tuple[int, int], Any] | None:
+    """Tasks reading each block of pixels as (detector, pixels, channels lo..hi-1), or None."""
+    impl = lookup(data, "channel_blocks")
+    return None if impl is None else impl(data, lo, hi, dtype)
