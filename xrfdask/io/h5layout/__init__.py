@@ -11,6 +11,7 @@ from typing import Any
 
 import xarray as xr
 
+from xrfdask.io.h5layout import fast as _fast  # noqa: F401  (registers the readers' fast paths)
 from xrfdask.io.h5layout.h5write import write_h5
 from xrfdask.io.h5layout.schema import RESULT_GROUPS
 from xrfdask.io.h5layout.stores import FileLockedError, H5Reader, ZarrReader

@@ -203,7 +203,7 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
     first = f"raw/{channels[0]}/spectra"
     shape0 = _map_shape(reader, first, 3)
     plan = _map_plan(reader, first, shape0, budget, len(channels))
-    spectra, pixel_vars, spectrum_vars = [], {}, {}
+    spectra, pixel_vars, spectrum_vars = [], {}, {}  # spectra: dataset paths, read together below
     for channel in channels:
         p = f"raw/{channel}/spectra"
         shape = _map_shape(reader, p, 3)
@@ -214,7 +214,7 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
             )
         if shape[2] != shape0[2]:
             raise FormatError(f"{path}: dataset '{p}' has {shape[2]} channels but '{first}' has {shape0[2]}")
-        spectra.append(_lazy_map(reader, p, shape, plan))
+        spectra.append(p)
         for name in schema.RAW_CHANNEL_PIXEL:
             q = f"raw/{channel}/{name}"
             if reader.has(q):
@@ -226,8 +226,9 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
                 if value.shape != (shape0[2],):
                     raise FormatError(f"{path}: dataset '{q}' has shape {value.shape}, expected ({shape0[2]},)")
                 spectrum_vars.setdefault(name, []).append(value)
-    # Detectors side by side in one chunk (the design's chunking: detector and channel whole).
-    stacked = da.stack(spectra, axis=2).rechunk({2: -1})
+    # Detectors side by side in one chunk (the design's chunking: detector and channel whole),
+    # one task per block reading every detector: the array the readers' fast paths recognise.
+    stacked = reader.lazy_spectra(spectra, *plan)
     data_vars: dict[str, Any] = {"spectra": (RAW_DIMS, stacked, with_attrs("spectra", _stored_attrs(reader, first)))}
     for name, arrays in pixel_vars.items():
         if len(arrays) != len(channels):
