@@ -17,7 +17,6 @@ import os
 import tempfile
 import uuid
 import zlib
-from typing import Any
 
 import dask
 import dask.array as da
@@ -25,6 +24,7 @@ import h5py
 import numpy as np
 
 from xrfdask.io.atomic import atomic_output
+from xrfdask.io.h5layout.fast import STORAGE_ATTR
 from xrfdask.io.h5layout.stores import open_h5_file
 from xrfdask.io.h5layout.tree import Layout, Node
 from xrfdask.runtime import iter_computed
@@ -290,4 +290,7 @@ def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> Non
     for node in reduced:
         value = totals[node.path]
         node.value = value if value is not None else np.zeros(node.value.shape, dtype=node.value.dtype)
+        if node.reduce[0] == "sum" and node.reduce[1] in f:
+            # Readers trust this sum only while the spectra keep the stored size they had here.
+            node.attrs = {**node.attrs, STORAGE_ATTR: int(f[node.reduce[1]].id.get_storage_size())}
         _write_small(f, node)
