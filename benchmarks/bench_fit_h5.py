@@ -1,4 +1,4 @@
-"""Benchmark: HDF5 (and zarr) input, read and fitted, against PyMca's whole-map fit as xrf_proc does it.
+"""Benchmark: HDF5 (and zarr) input, read and fitted, against xrf_proc's whole-map PyMca fit.
 
 Writes a map with h5py exactly as xrf_proc's converters write one (``raw/channel00/spectra``
 uint32, gzip level 4, h5py's automatic chunks, ``sumspec``, ``maxspec``, ``icr``, ``ocr``,
@@ -36,7 +36,8 @@ from pathlib import Path
 BASELINE = """
 import json, time, numpy as np, h5py, xrfdask as xd
 from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
-cfg = xd.make_fit_config(xd.datasets.example_dataset(shape=(8, 8), n_detectors=1), xd.datasets.ELEMENTS)
+small = xd.datasets.example_dataset(shape=(8, 8), n_detectors=1)
+cfg = xd.make_fit_config(small, xd.datasets.ELEMENTS)
 reads, fits = [], []
 for _ in range({repeat}):
     t0 = time.perf_counter()
@@ -79,8 +80,13 @@ def write_xrf_proc_h5(path: Path, shape: tuple[int, int]) -> Path:
         f.create_dataset("raw/I0", data=np.full(shape, 1.0e5), **gz)
         f.create_dataset("raw/I1", data=np.full(shape, 5.0e4), **gz)
         f.create_dataset("raw/acquisition_time", data=np.full(shape, dwell), **gz)
-        for name, motor, grid in (("mot1", "hrz", np.arange(nx)[None, :]), ("mot2", "hry", np.arange(ny)[:, None])):
-            dset = f.create_dataset(name, data=np.broadcast_to(grid * 0.025, shape).astype(np.float64), **gz)
+        for name, motor, grid in (
+            ("mot1", "hrz", np.arange(nx)[None, :]),
+            ("mot2", "hry", np.arange(ny)[:, None]),
+        ):
+            dset = f.create_dataset(
+                name, data=np.broadcast_to(grid * 0.025, shape).astype(np.float64), **gz
+            )
             dset.attrs["Name"] = motor
     os.replace(tmp, path)
     return path
@@ -98,17 +104,20 @@ def best(fn, repeat: int) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", default="200x150", help="rows x columns of the map (200x150, 491 MB of uint32)")
+    parser.add_argument(
+        "--shape", default="200x150", help="rows x columns of the map (200x150, 491 MB of uint32)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, best kept (3)")
     parser.add_argument("--dir", default=None, help="working folder (<tmp>/xrfdask-bench-fit-h5)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: a 40 x 30 map, one run each")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: a 40 x 30 map, one run each"
+    )
     args = parser.parse_args(argv)
     shape = (40, 30) if args.quick else tuple(int(n) for n in args.shape.lower().split("x"))
     repeat = 1 if args.quick else args.repeat
 
     import dask
     import h5py
-    import numpy as np
 
     import xrfdask as xd
 
@@ -126,8 +135,11 @@ def main(argv=None) -> int:
         dset = f["raw/channel00/spectra"]
         nbytes, chunks = dset.size * dset.dtype.itemsize, dset.chunks
     npix = shape[0] * shape[1]
-    print(f"map {shape[0]} x {shape[1]} px, 1 detector, 4096 channels, {nbytes / 1e6:.0f} MB uint32, h5 chunks {chunks}")
-    print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"map {shape[0]} x {shape[1]} px, 1 detector, 4096 channels, {nbytes / 1e6:.0f} MB uint32, "
+        f"h5 chunks {chunks}"
+    )
+    print("load: " + " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores")
     deflate = "libdeflate" if xd.io.h5layout.h5chunks._deflate is not None else "zlib"
     print(f"inflate: {deflate}\n")
 
@@ -146,42 +158,80 @@ def main(argv=None) -> int:
     for kind, opener, path in (("h5", xd.open_h5, h5), ("zarr", xd.open_zarr, zs)):
         for n in (1, 2):
             with threads(n):
-                reads[kind, n] = best(lambda: opener(path).spectra.sum(("y", "x")).compute(), repeat)
-            print(f"  xd.open_{kind:4s} sum, {n} thread{'s' if n > 1 else ' '}     {reads[kind, n][0]:6.2f} / {reads[kind, n][1]:5.2f}")
+                reads[kind, n] = best(
+                    lambda o=opener, p=path: o(p).spectra.sum(("y", "x")).compute(), repeat
+                )
+            print(
+                f"  xd.open_{kind:4s} sum, {n} thread{'s' if n > 1 else ' '}     "
+                f"{reads[kind, n][0]:6.2f} / {reads[kind, n][1]:5.2f}"
+            )
     r = reads["h5", 1][0] / reads["h5", 2][0]
-    print(f"  h5: 2 threads {r:.2f}x one (target >= 1.7x); {t_h5py[0] / reads['h5', 2][0]:.2f}x h5py's read (target > 1x)")
+    print(
+        f"  h5: 2 threads {r:.2f}x one (target >= 1.7x); "
+        f"{t_h5py[0] / reads['h5', 2][0]:.2f}x h5py's read (target > 1x)"
+    )
     print(f"  zarr: 2 threads {reads['zarr', 1][0] / reads['zarr', 2][0]:.2f}x one\n")
 
     # --- baseline: xrf_proc's fit_xrf_batch ----------------------------------------------
     out = subprocess.run(
-        [sys.executable, "-c", BASELINE.format(h5=h5, repeat=repeat)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", BASELINE.format(h5=h5, repeat=repeat)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode:
         print(out.stderr)
         return 1
     base = json.loads(out.stdout.splitlines()[-1])
     t_base = base["read"] + base["fit"]
-    print("baseline: xrf_proc fit_xrf_batch (h5py read + FastXRFLinearFit.fitMultipleSpectra, BLAS as a user gets it)")
-    print(f"  read {base['read']:.2f} s + fit {base['fit']:.2f} s = {t_base:.2f} s   {npix / t_base:7.0f} px/s\n")
+    print(
+        "baseline: xrf_proc fit_xrf_batch (h5py read + FastXRFLinearFit.fitMultipleSpectra, "
+        "BLAS as a user gets it)"
+    )
+    print(
+        f"  read {base['read']:.2f} s + fit {base['fit']:.2f} s = {t_base:.2f} s   "
+        f"{npix / t_base:7.0f} px/s\n"
+    )
 
     # --- xd.fit -------------------------------------------------------------------------
-    cfg = xd.make_fit_config(xd.datasets.example_dataset(shape=(8, 8), n_detectors=1), xd.datasets.ELEMENTS)
+    cfg = xd.make_fit_config(
+        xd.datasets.example_dataset(shape=(8, 8), n_detectors=1), xd.datasets.ELEMENTS
+    )
     with threads(2):
-        xd.fit(xd.open_h5(h5), cfg, method="linear").peak_area.compute()  # numba kernels, PyMca imports
-    print("xd.fit(...).peak_area.compute(), opening included (wall s / CPU s, speed-up over the baseline)")
+        xd.fit(
+            xd.open_h5(h5), cfg, method="linear"
+        ).peak_area.compute()  # numba kernels, PyMca imports
+    print(
+        "xd.fit(...).peak_area.compute(), opening included "
+        "(wall s / CPU s, speed-up over the baseline)"
+    )
     fits = {}
     for method in ("linear", "pymca"):
         for kind, opener, path in (("h5", xd.open_h5, h5), ("zarr", xd.open_zarr, zs)):
             for n in (1, 2):
                 with threads(n):
-                    fits[method, kind, n] = best(lambda: xd.fit(opener(path), cfg, method=method).peak_area.compute(), repeat)
+                    fits[method, kind, n] = best(
+                        lambda o=opener, p=path, m=method: xd.fit(
+                            o(p), cfg, method=m
+                        ).peak_area.compute(),
+                        repeat,
+                    )
                 w, c = fits[method, kind, n]
-                print(f"  {method:6s} {kind:4s} {n} thread{'s' if n > 1 else ' '}  {w:6.2f} / {c:5.2f}   {npix / w:7.0f} px/s   {t_base / w:5.2f}x")
+                print(
+                    f"  {method:6s} {kind:4s} {n} thread{'s' if n > 1 else ' '}  {w:6.2f} / "
+                    f"{c:5.2f}   {npix / w:7.0f} px/s   {t_base / w:5.2f}x"
+                )
     source = xd.fit(xd.open_h5(h5), cfg).attrs["sum_spectrum_source"]
     print(f"  sum spectrum: {source}")
     lin, pym = t_base / fits["linear", "h5", 2][0], t_base / fits["pymca", "h5", 2][0]
-    print(f"\ntargets on HDF5, 2 threads: linear {lin:.2f}x the baseline (>= 3x), pymca {pym:.2f}x (>= 1x)")
-    print(f"  pymca 2 threads {fits['pymca', 'h5', 1][0] / fits['pymca', 'h5', 2][0]:.2f}x one (>= 1x)")
+    print(
+        f"\ntargets on HDF5, 2 threads: linear {lin:.2f}x the baseline (>= 3x), "
+        f"pymca {pym:.2f}x (>= 1x)"
+    )
+    print(
+        f"  pymca 2 threads {fits['pymca', 'h5', 1][0] / fits['pymca', 'h5', 2][0]:.2f}x one "
+        "(>= 1x)"
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The layout readers' fast paths: stored sum spectra (a fit reads the spectra once), trimmed reads."""
+"""The layout readers' fast paths: stored sum spectra (a fit reads the spectra once)."""
 
 import h5py
 import numpy as np
@@ -26,7 +26,9 @@ def _xrf_proc_file(path, cube, sumspec="exact"):
         f.create_dataset("raw/channel00/spectra", data=cube, compression="gzip", compression_opts=4)
         if sumspec is not None:
             value = cube.sum(axis=(0, 1)) if isinstance(sumspec, str) else sumspec
-            f.create_dataset("raw/channel00/sumspec", data=value, compression="gzip", compression_opts=4)
+            f.create_dataset(
+                "raw/channel00/sumspec", data=value, compression="gzip", compression_opts=4
+            )
         f.create_dataset("raw/channel00/icr", data=np.ones(cube.shape[:2]))
         f.create_dataset("raw/channel00/ocr", data=np.ones(cube.shape[:2]))
     return path
@@ -40,7 +42,9 @@ def cube(example):
 def _counting(monkeypatch):
     calls = []
     real = h5chunks.inflate
-    monkeypatch.setattr(h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size))
+    monkeypatch.setattr(
+        h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size)
+    )
     return calls
 
 
@@ -107,7 +111,10 @@ def test_xrfdask_writers_store_an_exact_sum_even_of_a_crop(tmp_path, example):
         sums, _ = fastpaths.stored_sum_spectrum(ds.spectra.data)
         np.testing.assert_array_equal(sums, expected)
     with h5py.File(h5) as f:
-        assert f["raw/channel00/sumspec"].attrs[fast.STORAGE_ATTR] == f["raw/channel00/spectra"].id.get_storage_size()
+        assert (
+            f["raw/channel00/sumspec"].attrs[fast.STORAGE_ATTR]
+            == f["raw/channel00/spectra"].id.get_storage_size()
+        )
 
 
 def test_spectra_rewritten_after_the_sum_was_stored(tmp_path, example):
@@ -115,7 +122,9 @@ def test_spectra_rewritten_after_the_sum_was_stored(tmp_path, example):
     with h5py.File(h5, "r+") as f:  # as xrf_proc's norm_xrf_batch(snake=True) rewrites raw spectra
         spectra = f["raw/channel00/spectra"][()]
         del f["raw/channel00/spectra"]
-        f.create_dataset("raw/channel00/spectra", data=spectra[::-1] // 2, compression="gzip", compression_opts=4)
+        f.create_dataset(
+            "raw/channel00/spectra", data=spectra[::-1] // 2, compression="gzip", compression_opts=4
+        )
     assert fastpaths.stored_sum_spectrum(open_h5(h5).spectra.data) is None
 
 

@@ -67,7 +67,14 @@ def test_direct_reads_keep_the_stored_dtype(tmp_path, dtype):
 def test_unallocated_chunks_read_as_the_fill_value(tmp_path):
     path = tmp_path / "m.h5"
     with h5py.File(path, "w") as f:
-        d = f.create_dataset("raw/channel00/spectra", shape=(10, 8, 32), dtype="u4", chunks=(4, 4, 16), compression="gzip", fillvalue=7)
+        d = f.create_dataset(
+            "raw/channel00/spectra",
+            shape=(10, 8, 32),
+            dtype="u4",
+            chunks=(4, 4, 16),
+            compression="gzip",
+            fillvalue=7,
+        )
         d[0:4, 0:4] = 1  # one column of chunks written; the rest never allocated
         d[9, 7, 31] = 3
         expected = d[()]
@@ -80,7 +87,11 @@ def test_unallocated_chunks_read_as_the_fill_value(tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"compression": "lzf", "chunks": (4, 4, 16)}, {"compression": "gzip", "fletcher32": True, "chunks": (4, 4, 16)}],
+    [
+        {},
+        {"compression": "lzf", "chunks": (4, 4, 16)},
+        {"compression": "gzip", "fletcher32": True, "chunks": (4, 4, 16)},
+    ],
     ids=["contiguous", "lzf", "fletcher32"],
 )
 def test_other_layouts_read_through_h5py(tmp_path, options):
@@ -96,7 +107,9 @@ def test_spectra_of_every_detector_and_the_fit_channel_range(tmp_path):
     path = tmp_path / "two.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("raw/channel00/spectra", data=a, compression="gzip", compression_opts=4)
-        f.create_dataset("raw/channel01/spectra", data=b, compression="gzip", chunks=(3, 10, 64), shuffle=True)
+        f.create_dataset(
+            "raw/channel01/spectra", data=b, compression="gzip", chunks=(3, 10, 64), shuffle=True
+        )
     with dask.config.set({"xrfdask.chunk-size": "40KiB"}):
         ds = open_h5(path)
     spectra = ds.spectra.data
@@ -106,9 +119,13 @@ def test_spectra_of_every_detector_and_the_fit_channel_range(tmp_path):
 
     blocks = fastpaths.channel_blocks(spectra, 70, 200, np.float32)
     rows = np.cumsum((0,) + spectra.chunks[0])
-    for (i, j), task in blocks.items():
+    for (i, _), task in blocks.items():
         got = task[0](*task[1:])
-        want = np.stack([a, b])[:, rows[i] : rows[i + 1], :, 70:200].reshape(2, -1, 130).astype(np.float32)
+        want = (
+            np.stack([a, b])[:, rows[i] : rows[i + 1], :, 70:200]
+            .reshape(2, -1, 130)
+            .astype(np.float32)
+        )
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
 
@@ -119,7 +136,9 @@ def test_the_fit_range_decompresses_only_its_chunks(tmp_path, monkeypatch):
     ds = open_h5(path)
     calls = []
     real = h5chunks.inflate
-    monkeypatch.setattr(h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size))
+    monkeypatch.setattr(
+        h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size)
+    )
     from xrfdask.io import fastpaths
 
     (task,) = fastpaths.channel_blocks(ds.spectra.data, 100, 250, np.float64).values()
@@ -150,5 +169,7 @@ def test_inflate_fallback_and_corrupt_chunks(tmp_path, monkeypatch):
     path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(4, 4, 16))
     with h5py.File(path, "r+") as f:
         f["raw/channel00/spectra"].id.write_direct_chunk((0, 0, 0), b"not a zlib stream")
-    with pytest.raises(FormatError, match="m.h5: dataset 'raw/channel00/spectra': corrupt gzip chunk"):
-        open_h5(path).spectra.values
+    with pytest.raises(
+        FormatError, match="m.h5: dataset 'raw/channel00/spectra': corrupt gzip chunk"
+    ):
+        open_h5(path).spectra.compute()

@@ -84,7 +84,9 @@ def _layout(obj: xr.Dataset | xr.DataArray, group: str | None, target: str):
     return result_layout(ds, group)
 
 
-def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
+def to_h5(
+    obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *, overwrite: bool = False
+) -> str:
     """Write a raw map or a result Dataset into a uniform-layout HDF5 file.
 
     Parameters
@@ -118,7 +120,9 @@ def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *,
     return write_h5(_layout(obj, group, os.fspath(path)), os.fspath(path), overwrite=overwrite)
 
 
-def to_zarr(obj: xr.Dataset, store: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
+def to_zarr(
+    obj: xr.Dataset, store: str | os.PathLike, group: str | None = None, *, overwrite: bool = False
+) -> str:
     """Write a raw map or a result Dataset as the same layout in a zarr store (see :func:`to_h5`).
 
     Workers write the chunks in parallel; ``xr.open_zarr(store, group="raw/channel00")`` reads any

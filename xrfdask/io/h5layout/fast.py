@@ -15,6 +15,7 @@ For the (y, x, detector, channel) spectra exactly as :func:`~xrfdask.io.h5layout
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import dask.array as da
@@ -73,7 +74,9 @@ def stored_sum_spectrum(data: Any) -> tuple[np.ndarray, str] | None:
     return stacked, ", ".join(sumspec_path(d) for d in first.datasets)
 
 
-def _read_sumspec(block: SpectraBlock, dataset: str) -> tuple[np.ndarray | None, int | None, int | None]:
+def _read_sumspec(
+    block: SpectraBlock, dataset: str
+) -> tuple[np.ndarray | None, int | None, int | None]:
     """(sumspec, the spectra's stored size, the size recorded with the sum) of one detector."""
     path = sumspec_path(dataset)
     if block.kind == "zarr":
@@ -110,10 +113,7 @@ def check_sumspec(sums: np.ndarray, data: da.Array, blocks: list[SpectraBlock]) 
     pixels = {(0, 0), (ny - 1, nx - 1), (0, nx - 1), (ny - 1, 0), (ny // 2, nx // 2)}
     for y, x in sorted(pixels)[:_SAMPLE_PIXELS]:
         block = next(b for b in blocks if b.rows[0] <= y < b.rows[1] and b.cols[0] <= x < b.cols[1])
-        one = SpectraBlock(
-            block.path, block.kind, block.datasets, block.layouts, block.flat, (y, y + 1), (x, x + 1),
-            block.nchan, block.dtype, block.stamp,
-        )  # fmt: skip
+        one = dataclasses.replace(block, rows=(y, y + 1), cols=(x, x + 1))
         out = np.empty((ndet, 1, 1, nchan), dtype=block.dtype)
         fill_spectra(one, list(out))
         if np.any(out[:, 0, 0, :] > sums):
@@ -129,7 +129,9 @@ def sum_spectrum(data: Any) -> da.Array | None:
     name = f"h5-sum-{data.name.removeprefix('h5-read-')}"
     dsk = {(name, n, 0, 0): (_partial_sum, block) for n, block in enumerate(blocks.values())}
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
-    parts = da.Array(graph, name, ((1,) * len(dsk), (data.shape[2],), (data.shape[3],)), dtype=np.float64)
+    parts = da.Array(
+        graph, name, ((1,) * len(dsk), (data.shape[2],), (data.shape[3],)), dtype=np.float64
+    )
     return parts.sum(axis=0, split_every=8)
 
 
@@ -146,4 +148,9 @@ def channel_blocks(data: Any, lo: int, hi: int, dtype: Any) -> dict[tuple[int, i
 
 
 for _prefix in ("h5-read-", "zarr-read-"):
-    fastpaths.register(_prefix, stored_sum_spectrum=stored_sum_spectrum, sum_spectrum=sum_spectrum, channel_blocks=channel_blocks)
+    fastpaths.register(
+        _prefix,
+        stored_sum_spectrum=stored_sum_spectrum,
+        sum_spectrum=sum_spectrum,
+        channel_blocks=channel_blocks,
+    )

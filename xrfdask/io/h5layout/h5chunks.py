@@ -91,8 +91,14 @@ def _decode(data: bytes, mask: int, layout: DirectLayout, size: int, where: str)
         raise FormatError(f"{where}: a stored chunk holds {len(data)} bytes, expected {size}")
     dtype = np.dtype(layout.dtype)
     raw = np.frombuffer(data, dtype=np.uint8)
-    if layout.shuffle_bit is not None and not mask & (1 << layout.shuffle_bit) and dtype.itemsize > 1:
-        raw = np.ascontiguousarray(raw.reshape(dtype.itemsize, -1).T)  # byte planes back into values
+    if (
+        layout.shuffle_bit is not None
+        and not mask & (1 << layout.shuffle_bit)
+        and dtype.itemsize > 1
+    ):
+        raw = np.ascontiguousarray(
+            raw.reshape(dtype.itemsize, -1).T
+        )  # byte planes back into values
     return raw.view(dtype).reshape(layout.chunks)
 
 
@@ -132,7 +138,9 @@ def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: Di
             yield _decode(data, mask, layout, size, where), inner, outer
 
 
-def read_region(path: str, dataset: str, selection: tuple[slice, ...], layout: DirectLayout, out: np.ndarray) -> None:
+def read_region(
+    path: str, dataset: str, selection: tuple[slice, ...], layout: DirectLayout, out: np.ndarray
+) -> None:
     """Read ``dataset[selection]`` into ``out`` (its shape), casting to ``out``'s dtype."""
     for chunk, inner, outer in _chunks_of(path, dataset, selection, layout):
         if chunk is None:
@@ -141,7 +149,9 @@ def read_region(path: str, dataset: str, selection: tuple[slice, ...], layout: D
             out[outer] = chunk[inner]
 
 
-def sum_region(path: str, dataset: str, selection: tuple[slice, ...], layout: DirectLayout, out: np.ndarray) -> None:
+def sum_region(
+    path: str, dataset: str, selection: tuple[slice, ...], layout: DirectLayout, out: np.ndarray
+) -> None:
     """Add the sum over all axes but the last of ``dataset[selection]`` to ``out`` (float64)."""
     axes = tuple(range(len(selection) - 1))
     for chunk, inner, outer in _chunks_of(path, dataset, selection, layout):

@@ -21,13 +21,20 @@ import h5py
 import numpy as np
 import zarr
 from dask.highlevelgraph import HighLevelGraph
-from dask.utils import parse_bytes
 
+from xrfdask.chunks import bands
 from xrfdask.errors import FormatError, XrfdaskError
 from xrfdask.io.h5layout.h5chunks import DirectLayout, direct_layout, read_region, sum_region
-from xrfdask.options import chunk_budget
 
-__all__ = ["FileLockedError", "H5Reader", "ZarrReader", "open_h5_file", "decode_text", "band_chunks", "SpectraBlock", "spectra_blocks"]
+__all__ = [
+    "FileLockedError",
+    "H5Reader",
+    "ZarrReader",
+    "open_h5_file",
+    "decode_text",
+    "SpectraBlock",
+    "spectra_blocks",
+]
 
 
 class FileLockedError(XrfdaskError, OSError):
@@ -48,8 +55,12 @@ def open_h5_file(path: str, mode: str = "r") -> Iterator[h5py.File]:
                 f"{path}: the file is open for writing by another program (HDF5 file lock); "
                 "close it there and try again"
             ) from None
-        if any(word in text for word in ("signature", "truncated", "superblock", "bad object header")):
-            raise FormatError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
+        if any(
+            word in text for word in ("signature", "truncated", "superblock", "bad object header")
+        ):
+            raise FormatError(
+                f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})"
+            ) from None
         raise
     try:
         yield f
@@ -63,52 +74,16 @@ def decode_text(value: Any) -> Any:
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "SO":
-            return [decode_text(v) for v in value.reshape(-1)] if value.ndim else decode_text(value[()])
+            return (
+                [decode_text(v) for v in value.reshape(-1)]
+                if value.ndim
+                else decode_text(value[()])
+            )
         if value.dtype.kind == "U":
             return value.tolist() if value.ndim else str(value[()])
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def band_chunks(
-    shape: tuple[int, ...],
-    itemsize: int,
-    band_axis: int,
-    stored: tuple[int, ...] | None,
-    budget: int | str | None = None,
-) -> tuple[tuple[int, ...], ...]:
-    """Dask chunks for an array read in bands along ``band_axis`` (the map's rows).
-
-    Bands are multiples of the stored chunking along that axis and about ``budget`` bytes
-    (``xrfdask.chunk-size`` by default); the other axes stay whole unless one row alone is over
-    the budget, in which case bands are one row and the next axis (the map's columns) is split,
-    in multiples of its stored chunking. A contiguous (unchunked) dataset can be sliced anywhere.
-    """
-    budget = parse_bytes(budget) if budget else chunk_budget()
-    stored = tuple(stored) if stored else (1,) * len(shape)
-    row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != band_axis], dtype=np.int64))
-    chunks = [(n,) for n in shape]
-    split_axis = band_axis + 1 if band_axis + 1 < len(shape) else None
-    if row_bytes > budget and split_axis is not None:
-        rows = 1
-        per_col = max(1, row_bytes // max(1, shape[split_axis]))
-        cols = max(1, budget // per_col)
-        step = max(1, min(stored[split_axis], shape[split_axis]))
-        cols = max(step, cols - cols % step)
-        chunks[split_axis] = _split(shape[split_axis], cols)
-    else:
-        rows = max(1, budget // max(1, row_bytes))
-        step = max(1, min(stored[band_axis], shape[band_axis]))
-        rows = max(step, rows - rows % step)
-    chunks[band_axis] = _split(shape[band_axis], rows)
-    return tuple(chunks)
-
-
-def _split(n: int, step: int) -> tuple[int, ...]:
-    if n == 0:
-        return (0,)
-    return tuple(min(step, n - i) for i in range(0, n, step))
 
 
 @dataclass(frozen=True)
@@ -137,7 +112,7 @@ def read_h5_block(block: H5Block) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpectraBlock:
-    """The spectra of a block of pixels, every detector: what one ``h5-read`` (or ``zarr-read``) task reads.
+    """The spectra of a block of pixels, every detector: what one ``h5-read`` task reads.
 
     ``datasets`` holds one (rows, columns, channels) dataset per detector (``flat``: stored
     without the row axis, a 1-D scan); ``rows`` and ``cols`` are [start, stop) in the map.
@@ -156,7 +131,12 @@ class SpectraBlock:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (self.rows[1] - self.rows[0], self.cols[1] - self.cols[0], len(self.datasets), self.nchan)
+        return (
+            self.rows[1] - self.rows[0],
+            self.cols[1] - self.cols[0],
+            len(self.datasets),
+            self.nchan,
+        )
 
     def selection(self, d: int, lo: int = 0, hi: int | None = None) -> tuple[slice, ...]:
         """Detector ``d``'s selection in its dataset, channels ``lo .. hi-1``."""
@@ -172,7 +152,9 @@ def read_spectra(block: SpectraBlock) -> np.ndarray:
     return out
 
 
-def read_spectra_channels(block: SpectraBlock, lo: int, hi: int, dtype: Any = np.float32) -> np.ndarray:
+def read_spectra_channels(
+    block: SpectraBlock, lo: int, hi: int, dtype: Any = np.float32
+) -> np.ndarray:
     """Channels ``lo .. hi-1`` of one block as (detector, pixel, channel) in ``dtype``.
 
     What a fit consumes; only the stored chunks covering those channels are decompressed.
@@ -183,8 +165,10 @@ def read_spectra_channels(block: SpectraBlock, lo: int, hi: int, dtype: Any = np
     return out.reshape(ndet, rows * cols, hi - lo)
 
 
-def fill_spectra(block: SpectraBlock, outs: list[np.ndarray], lo: int = 0, hi: int | None = None) -> None:
-    """Read every detector's channels ``lo .. hi-1`` into its (rows, columns, channels) ``outs[d]``."""
+def fill_spectra(
+    block: SpectraBlock, outs: list[np.ndarray], lo: int = 0, hi: int | None = None
+) -> None:
+    """Read each detector's channels ``lo .. hi-1`` into its (rows, cols, channels) ``outs[d]``."""
     for d, (dataset, layout) in enumerate(zip(block.datasets, block.layouts, strict=True)):
         sel = block.selection(d, lo, hi)
         out = outs[d][0] if block.flat[d] else outs[d]
@@ -279,18 +263,24 @@ class H5Reader:
         edges = [np.cumsum((0,) + c) for c in chunks]
         dsk = {}
         for index in np.ndindex(*[len(c) for c in chunks]):
-            selection = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True))
+            selection = tuple(
+                slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True)
+            )
             dsk[(name, *index)] = (read_h5_block, H5Block(self.path, path, selection, layout))
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
         meta = np.empty((0,) * len(chunks), dtype=dset.dtype)
         return da.Array(graph, name, chunks, meta=meta)
 
     def lazy_banded(self, path: str, band_axis: int = 0, budget=None) -> da.Array:
-        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see :func:`band_chunks`)."""
-        chunks = band_chunks(self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget)
+        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see xrfdask.chunks)."""
+        chunks = bands(
+            self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget
+        )
         return self.lazy(path, chunks)
 
-    def lazy_spectra(self, paths: list[str], y_chunks: tuple[int, ...], x_chunks: tuple[int, ...]) -> da.Array:
+    def lazy_spectra(
+        self, paths: list[str], y_chunks: tuple[int, ...], x_chunks: tuple[int, ...]
+    ) -> da.Array:
         """Every detector's spectra as one (y, x, detector, channel) array of ``h5-read`` tasks.
 
         ``paths`` are (rows, columns, channels) datasets of equal shape, or (columns, channels)
@@ -299,7 +289,9 @@ class H5Reader:
         dsets = [self._dataset(p) for p in paths]
         layouts = tuple(direct_layout(d) for d in dsets)
         name = f"h5-read-{dask.base.tokenize(self._token, 'spectra', paths, y_chunks, x_chunks)}"
-        return _spectra_array(name, self.path, "h5", paths, dsets, layouts, y_chunks, x_chunks, None)
+        return _spectra_array(
+            name, self.path, "h5", paths, dsets, layouts, y_chunks, x_chunks, None
+        )
 
     def _dataset(self, path: str) -> h5py.Dataset:
         node = self._f.get(path)
@@ -307,6 +299,9 @@ class H5Reader:
             what = "is a group" if node is not None else "is missing"
             raise FormatError(f"{self.path}: dataset '{path}' {what}")
         return node
+
+
+_GROUP_NOT_FOUND = zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else OSError
 
 
 class ZarrReader:
@@ -318,7 +313,7 @@ class ZarrReader:
         self.path = os.path.abspath(os.fspath(store))
         try:
             self._g = zarr.open_group(self.path, mode="r")
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else OSError):
+        except (FileNotFoundError, _GROUP_NOT_FOUND):
             if not os.path.exists(self.path):
                 raise FileNotFoundError(f"{self.path}: no such zarr store") from None
             raise FormatError(f"{self.path}: not a zarr store") from None
@@ -372,16 +367,25 @@ class ZarrReader:
         return da.from_zarr(self.path, component=path, chunks=chunks, name=name)
 
     def lazy_banded(self, path: str, band_axis: int = 0, budget=None) -> da.Array:
-        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see :func:`band_chunks`)."""
-        chunks = band_chunks(self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget)
+        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see xrfdask.chunks)."""
+        chunks = bands(
+            self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget
+        )
         return self.lazy(path, chunks)
 
-    def lazy_spectra(self, paths: list[str], y_chunks: tuple[int, ...], x_chunks: tuple[int, ...]) -> da.Array:
-        """Every detector's spectra as one (y, x, detector, channel) array of ``zarr-read`` tasks."""
+    def lazy_spectra(
+        self, paths: list[str], y_chunks: tuple[int, ...], x_chunks: tuple[int, ...]
+    ) -> da.Array:
+        """Every detector's spectra as one (y, x, detector, channel) array of zarr-read tasks."""
         arrays = [self._array(p) for p in paths]
-        stamp = tuple(_mtime(os.path.join(self.path, p)) for p in paths)  # a rewritten store: new names
-        name = f"zarr-read-{dask.base.tokenize(self.path, 'spectra', paths, y_chunks, x_chunks, stamp)}"
-        return _spectra_array(name, self.path, "zarr", paths, arrays, (None,) * len(paths), y_chunks, x_chunks, stamp)
+        stamp = tuple(
+            _mtime(os.path.join(self.path, p)) for p in paths
+        )  # a rewritten store: new names
+        token = dask.base.tokenize(self.path, "spectra", paths, y_chunks, x_chunks, stamp)
+        name = f"zarr-read-{token}"
+        return _spectra_array(
+            name, self.path, "zarr", paths, arrays, (None,) * len(paths), y_chunks, x_chunks, stamp
+        )
 
     def _array(self, path: str):
         node = self._node(path)
@@ -400,8 +404,13 @@ def _spectra_array(name, path, kind, paths, arrays, layouts, y_chunks, x_chunks,
     dsk = {}
     for i in range(len(y_chunks)):
         for j in range(len(x_chunks)):
-            rows, cols = (int(y_edges[i]), int(y_edges[i + 1])), (int(x_edges[j]), int(x_edges[j + 1]))
-            block = SpectraBlock(path, kind, tuple(paths), layouts, flat, rows, cols, nchan, dtype.str, stamp)
+            rows, cols = (
+                (int(y_edges[i]), int(y_edges[i + 1])),
+                (int(x_edges[j]), int(x_edges[j + 1])),
+            )
+            block = SpectraBlock(
+                path, kind, tuple(paths), layouts, flat, rows, cols, nchan, dtype.str, stamp
+            )
             dsk[(name, i, j, 0, 0)] = (read_spectra, block)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     chunks = (tuple(y_chunks), tuple(x_chunks), (len(paths),), (nchan,))
