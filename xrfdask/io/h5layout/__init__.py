@@ -54,6 +54,10 @@ def open_h5(path: str | os.PathLike, group: str = "raw", *, chunks: Any = "auto"
     -------
     xarray.Dataset
         Lazy: large arrays are dask arrays whose tasks (``h5-read-…``) open the file by path.
+        Gzip chunks (with or without shuffle) are decompressed in the tasks, outside h5py's
+        lock, so several threads read one file in parallel; other layouts are read by h5py.
+        :func:`xrfdask.fit` takes the stored ``sumspec`` of ``spectra`` as read (after cheap
+        checks), so a fit reads the spectra once.
 
     Raises
     ------

@@ -3,6 +3,10 @@
 Readers give :mod:`~xrfdask.io.h5layout.tree` a uniform view (keys, attributes, small arrays read
 now, large arrays as lazy dask arrays). HDF5 reads happen in dask tasks (``h5-read-…``) that
 open the file by path, read one hyperslab and close it, so nothing unpicklable enters the graph.
+The spectra of all detectors are one array, a task per block of pixels (:class:`SpectraBlock`),
+which the readers' fast paths (:mod:`~xrfdask.io.h5layout.fast`) recognise. Gzip-compressed
+chunks are decompressed in the task, outside h5py's lock (:mod:`~xrfdask.io.h5layout.h5chunks`),
+so tasks on several threads read one file in parallel.
 """
 
 from __future__ import annotations
