@@ -18,14 +18,14 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
-from dask.utils import parse_bytes
 
+from xrfdask.chunks import band_rows, bands, budget_bytes, normalize
+from xrfdask.chunks import bounds as _bounds
 from xrfdask.errors import FormatError
 from xrfdask.io import fastpaths
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.index import GeoPixeIndex, build_index
 from xrfdask.model import PIXEL_DIMS, RAW_DIMS, with_attrs
-from xrfdask.options import chunk_budget
 
 __all__ = ["open_geopixe", "read_block", "read_block_channels", "BlockSpec", "plan_chunks", "Chunks"]
 
@@ -266,7 +266,7 @@ def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int
     """
     nrows, xres = index.nrows, index.xres
     pixel_bytes = index.ndet * index.nchan * 2
-    budget = chunk_budget()
+    budget = budget_bytes()
     y_spec: Any = "auto"
     x_spec: Any = "auto"
     if chunks is None or (isinstance(chunks, int) and chunks == -1):
@@ -277,7 +277,7 @@ def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int
         y_spec, x_spec = chunks, -1
     elif isinstance(chunks, str):
         if chunks != "auto":
-            budget = parse_bytes(chunks)
+            budget = budget_bytes(chunks)
     elif isinstance(chunks, dict):
         unknown = set(chunks) - {"y", "x", "detector", "channel"}
         if unknown:
@@ -290,36 +290,16 @@ def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int
     else:
         raise ValueError(f"chunks={chunks!r}: expected 'auto', rows per chunk, a size or a dict")
 
+    # The bands-of-rows rule (xrfdask.chunks): whole rows unless one row alone is over the
+    # budget, then bands of one row cut along x; a given x-block width sets the rows per band.
     if x_spec == "auto":
-        # Whole rows unless one row alone is over the budget.
-        x_spec = -1 if xres * pixel_bytes <= budget else max(1, budget // pixel_bytes)
-    x_chunks = _normalize(x_spec, xres, "x")
+        x_chunks = bands((nrows, xres), pixel_bytes, budget=budget)[1]
+    else:
+        x_chunks = normalize(x_spec, xres, "x")
     if y_spec == "auto":
-        row_bytes = max(x_chunks) * pixel_bytes
-        y_spec = max(1, budget // row_bytes)
-    y_chunks = _normalize(y_spec, nrows, "y")
+        y_spec = band_rows(max(x_chunks) * pixel_bytes, budget)
+    y_chunks = normalize(y_spec, nrows, "y")
     return y_chunks, x_chunks
-
-
-def _normalize(spec: Any, size: int, dim: str) -> tuple[int, ...]:
-    if spec is None or spec == -1:
-        return (size,)
-    if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
-        if spec < 1:
-            raise ValueError(f"chunks: {dim}={spec} must be positive")
-        step = int(spec)
-        return tuple(min(step, size - i) for i in range(0, size, step))
-    if isinstance(spec, tuple | list):
-        out = tuple(int(c) for c in spec)
-        if sum(out) != size or min(out) < 1:
-            raise ValueError(f"chunks: {dim} chunks {out} do not add up to the {size} {dim} pixels")
-        return out
-    raise ValueError(f"chunks: {dim}={spec!r} is not a chunk size")
-
-
-def _bounds(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
-    edges = np.cumsum((0,) + sizes)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def spectra_array(index: GeoPixeIndex, y_chunks, x_chunks) -> da.Array:

@@ -11,6 +11,7 @@ from typing import Any
 
 import xarray as xr
 
+from xrfdask.io.h5layout import fast as _fast  # noqa: F401  (registers the readers' fast paths)
 from xrfdask.io.h5layout.h5write import write_h5
 from xrfdask.io.h5layout.schema import RESULT_GROUPS
 from xrfdask.io.h5layout.stores import FileLockedError, H5Reader, ZarrReader
@@ -53,6 +54,10 @@ def open_h5(path: str | os.PathLike, group: str = "raw", *, chunks: Any = "auto"
     -------
     xarray.Dataset
         Lazy: large arrays are dask arrays whose tasks (``h5-read-…``) open the file by path.
+        Gzip chunks (with or without shuffle) are decompressed in the tasks, outside h5py's
+        lock, so several threads read one file in parallel; other layouts are read by h5py.
+        :func:`xrfdask.fit` takes the stored ``sumspec`` of ``spectra`` as read (after cheap
+        checks), so a fit reads the spectra once.
 
     Raises
     ------
@@ -83,7 +88,9 @@ def _layout(obj: xr.Dataset | xr.DataArray, group: str | None, target: str):
     return result_layout(ds, group)
 
 
-def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
+def to_h5(
+    obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *, overwrite: bool = False
+) -> str:
     """Write a raw map or a result Dataset into a uniform-layout HDF5 file.
 
     Parameters
@@ -117,7 +124,9 @@ def to_h5(obj: xr.Dataset, path: str | os.PathLike, group: str | None = None, *,
     return write_h5(_layout(obj, group, os.fspath(path)), os.fspath(path), overwrite=overwrite)
 
 
-def to_zarr(obj: xr.Dataset, store: str | os.PathLike, group: str | None = None, *, overwrite: bool = False) -> str:
+def to_zarr(
+    obj: xr.Dataset, store: str | os.PathLike, group: str | None = None, *, overwrite: bool = False
+) -> str:
     """Write a raw map or a result Dataset as the same layout in a zarr store (see :func:`to_h5`).
 
     Workers write the chunks in parallel; ``xr.open_zarr(store, group="raw/channel00")`` reads any

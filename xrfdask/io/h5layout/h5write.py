@@ -17,14 +17,15 @@ import os
 import tempfile
 import uuid
 import zlib
-from typing import Any
 
 import dask
 import dask.array as da
 import h5py
 import numpy as np
 
+from xrfdask.chunks import h5_storage_chunk, split
 from xrfdask.io.atomic import atomic_output
+from xrfdask.io.h5layout.fast import STORAGE_ATTR
 from xrfdask.io.h5layout.stores import open_h5_file
 from xrfdask.io.h5layout.tree import Layout, Node
 from xrfdask.runtime import iter_computed
@@ -32,7 +33,6 @@ from xrfdask.runtime import iter_computed
 __all__ = ["write_h5", "encode_chunks"]
 
 GZIP_LEVEL = 4  # the layout's compression (spec xrf_proc.md 1.4)
-_CHUNK_TARGET = 2**20  # about 1 MiB per HDF5 chunk: cheap random access to single spectra
 
 
 def write_h5(layout: Layout, path: str, *, overwrite: bool = False) -> str:
@@ -108,12 +108,18 @@ def _swap_in(f: h5py.File, t: h5py.File, layout: Layout) -> None:
 def _write_nodes(f: h5py.File, layout: Layout) -> None:
     for gpath, attrs in layout.group_attrs.items():
         f.require_group(gpath).attrs.update(attrs)
-    streamed = [n for n in layout.nodes if n.reduce is None and isinstance(n.value, da.Array) and "y" in n.dims]
+    streamed = [
+        n
+        for n in layout.nodes
+        if n.reduce is None and isinstance(n.value, da.Array) and "y" in n.dims
+    ]
     reduced = [n for n in layout.nodes if n.reduce is not None]
     eager = [n for n in layout.nodes if n not in streamed and n not in reduced]
     lazy_small = [n for n in eager if isinstance(n.value, da.Array)]
     if lazy_small:
-        for node, value in zip(lazy_small, dask.compute(*[n.value for n in lazy_small]), strict=True):
+        for node, value in zip(
+            lazy_small, dask.compute(*[n.value for n in lazy_small]), strict=True
+        ):
             node.value = value
     for node in eager:
         _write_small(f, node)
@@ -134,32 +140,18 @@ def _write_small(f: h5py.File, node: Node) -> None:
         dset = f.create_dataset(node.path, data=node.value)
     else:
         data = np.asarray(node.value)
-        options = {"compression": "gzip", "compression_opts": GZIP_LEVEL} if node.compress and data.size else {}
+        options = (
+            {"compression": "gzip", "compression_opts": GZIP_LEVEL}
+            if node.compress and data.size
+            else {}
+        )
         dset = f.create_dataset(node.path, data=data, **options)
     dset.attrs.update(node.attrs)
 
 
-def _chunk_shape(shape: tuple[int, ...], itemsize: int, y_axis: int, band_rows: int, x_block: int | None) -> tuple[int, ...]:
-    """HDF5 chunk of a streamed array.
-
-    Spectra (y, x, channel): one row, split along x to about 1 MiB (so reading one spectrum
-    decompresses little) and dividing the streamed x-blocks. Per-pixel maps (y, x): one band of
-    rows. Stacks (line, y, x): one row of every line.
-    """
-    chunk = list(shape)
-    if len(shape) == 2:
-        chunk[y_axis] = max(1, min(band_rows, shape[y_axis]))
-        return tuple(chunk)
-    chunk[y_axis] = 1
-    if x_block is not None:
-        per_x = itemsize * int(np.prod(shape[2:], dtype=np.int64))
-        cols = max(1, min(shape[1], _CHUNK_TARGET // max(1, per_x)))
-        cols = next(c for c in range(cols, 0, -1) if x_block % c == 0) if x_block < shape[1] else cols
-        chunk[1] = cols
-    return tuple(max(1, c) for c in chunk)
-
-
-def encode_chunks(block: np.ndarray, offsets: tuple[int, ...], chunk: tuple[int, ...], level: int) -> list[tuple[tuple[int, ...], bytes]]:
+def encode_chunks(
+    block: np.ndarray, offsets: tuple[int, ...], chunk: tuple[int, ...], level: int
+) -> list[tuple[tuple[int, ...], bytes]]:
     """Compress the HDF5 chunks of one block, as HDF5's gzip filter would store them.
 
     Parameters
@@ -180,7 +172,10 @@ def encode_chunks(block: np.ndarray, offsets: tuple[int, ...], chunk: tuple[int,
     """
     block = np.ascontiguousarray(block)
     out = []
-    ranges = [[(start, min(start + c, n)) for start in range(0, n, c)] for n, c in zip(block.shape, chunk, strict=True)]
+    ranges = [
+        [(start, min(start + c, n)) for start in range(0, n, c)]
+        for n, c in zip(block.shape, chunk, strict=True)
+    ]
     for index in np.ndindex(*[len(r) for r in ranges]):
         bounds = [ranges[a][i] for a, i in enumerate(index)]
         piece = block[tuple(slice(a, b) for a, b in bounds)]
@@ -204,15 +199,13 @@ def _partial(block: np.ndarray, op: str) -> np.ndarray:
 def _grid(nodes: list[Node]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
     """Uniform bands of rows (so HDF5 chunks of maps align with every band) and, when the
     spectra come in x-blocks (rows over the chunk budget), uniform x-blocks."""
-    from xrfdask.io.h5layout.stores import _split
-
     lead = max(nodes, key=lambda n: n.value.nbytes)
     y_axis = lead.dims.index("y")
     ny = lead.value.shape[y_axis]
-    y_chunks = _split(ny, max(lead.value.chunks[y_axis]))
+    y_chunks = split(ny, max(lead.value.chunks[y_axis]))
     x_chunks = None
     if lead.dims[:2] == ("y", "x") and len(lead.value.chunks[1]) > 1:
-        x_chunks = _split(lead.value.shape[1], max(lead.value.chunks[1]))
+        x_chunks = split(lead.value.shape[1], max(lead.value.chunks[1]))
     return y_chunks, x_chunks
 
 
@@ -237,12 +230,26 @@ def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> Non
             rechunk[1] = x_chunks
         value = node.value.rechunk(rechunk)
         compress = node.compress and value.size > 0
-        chunk = _chunk_shape(value.shape, value.dtype.itemsize, y_axis, band, x_chunks[0] if per_xblock else None) if compress else None
-        options = {"compression": "gzip", "compression_opts": GZIP_LEVEL, "chunks": chunk} if compress else {}
+        chunk = (
+            h5_storage_chunk(
+                value.shape, value.dtype.itemsize, y_axis, band, x_chunks[0] if per_xblock else None
+            )
+            if compress
+            else None
+        )
+        options = (
+            {"compression": "gzip", "compression_opts": GZIP_LEVEL, "chunks": chunk}
+            if compress
+            else {}
+        )
         dset = f.create_dataset(node.path, shape=value.shape, dtype=value.dtype, **options)
         dset.attrs.update(node.attrs)
         blocks = value.to_delayed(optimize_graph=False)
-        blocks = blocks.reshape(len(y_chunks), -1) if y_axis == 0 else np.moveaxis(blocks, y_axis, 0).reshape(len(y_chunks), -1)
+        blocks = (
+            blocks.reshape(len(y_chunks), -1)
+            if y_axis == 0
+            else np.moveaxis(blocks, y_axis, 0).reshape(len(y_chunks), -1)
+        )
         plans.append((node, blocks, y_axis, per_xblock, chunk))
     sources = {node.path: (blocks, per_xblock) for node, blocks, _, per_xblock, _ in plans}
     encode = dask.delayed(encode_chunks, pure=True)
@@ -263,7 +270,9 @@ def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> Non
                     items.append(block)
                 else:
                     key = f"h5-encode-{dask.base.tokenize(block.key, chunk)}"
-                    items.append(encode(block, tuple(offsets), chunk, GZIP_LEVEL, dask_key_name=key))
+                    items.append(
+                        encode(block, tuple(offsets), chunk, GZIP_LEVEL, dask_key_name=key)
+                    )
                 where.append((node, tuple(offsets), chunk))
             for node in reduced:
                 op, source = node.reduce
@@ -271,7 +280,11 @@ def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> Non
                 if not per_xblock and j > 0:
                     continue
                 block = blocks[i, j if per_xblock else 0]
-                items.append(partial(block, op, dask_key_name=f"h5-{op}spec-{dask.base.tokenize(block.key, op)}"))
+                items.append(
+                    partial(
+                        block, op, dask_key_name=f"h5-{op}spec-{dask.base.tokenize(block.key, op)}"
+                    )
+                )
                 where.append((node, None, None))
             tasks.append(items)
             steps.append(where)
@@ -280,14 +293,25 @@ def _write_streamed(f: h5py.File, nodes: list[Node], reduced: list[Node]) -> Non
         for (node, offsets, chunk), result in zip(where, results, strict=True):
             if offsets is None:  # a partial sum or maximum
                 op, prev = node.reduce[0], totals[node.path]
-                totals[node.path] = result if prev is None else (prev + result if op == "sum" else np.maximum(prev, result))
+                totals[node.path] = (
+                    result
+                    if prev is None
+                    else (prev + result if op == "sum" else np.maximum(prev, result))
+                )
             elif chunk is None:
-                f[node.path][tuple(slice(o, o + n) for o, n in zip(offsets, result.shape, strict=True))] = result
+                f[node.path][
+                    tuple(slice(o, o + n) for o, n in zip(offsets, result.shape, strict=True))
+                ] = result
             else:
                 dset = f[node.path]
                 for offset, payload in result:
                     dset.id.write_direct_chunk(offset, payload)
     for node in reduced:
         value = totals[node.path]
-        node.value = value if value is not None else np.zeros(node.value.shape, dtype=node.value.dtype)
+        node.value = (
+            value if value is not None else np.zeros(node.value.shape, dtype=node.value.dtype)
+        )
+        if node.reduce[0] == "sum" and node.reduce[1] in f:
+            # Readers trust this sum only while the spectra keep the stored size they had here.
+            node.attrs = {**node.attrs, STORAGE_ATTR: int(f[node.reduce[1]].id.get_storage_size())}
         _write_small(f, node)

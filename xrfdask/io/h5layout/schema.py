@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Field", "GroupSchema", "RESULT_GROUPS", "result_schema", "channel_name", "is_channel_group", "SUM_GROUP"]
+__all__ = [
+    "Field",
+    "GroupSchema",
+    "RESULT_GROUPS",
+    "result_schema",
+    "channel_name",
+    "is_channel_group",
+    "SUM_GROUP",
+]
 
 
 @dataclass(frozen=True)

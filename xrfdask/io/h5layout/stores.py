@@ -3,11 +3,16 @@
 Readers give :mod:`~xrfdask.io.h5layout.tree` a uniform view (keys, attributes, small arrays read
 now, large arrays as lazy dask arrays). HDF5 reads happen in dask tasks (``h5-read-…``) that
 open the file by path, read one hyperslab and close it, so nothing unpicklable enters the graph.
+The spectra of all detectors are one array, a task per block of pixels (:class:`SpectraBlock`),
+which the readers' fast paths (:mod:`~xrfdask.io.h5layout.fast`) recognise. Gzip-compressed
+chunks are decompressed in the task, outside h5py's lock (:mod:`~xrfdask.io.h5layout.h5chunks`),
+so tasks on several threads read one file in parallel.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -20,12 +25,20 @@ import h5py
 import numpy as np
 import zarr
 from dask.highlevelgraph import HighLevelGraph
-from dask.utils import parse_bytes
 
+from xrfdask.chunks import bands
 from xrfdask.errors import FormatError, XrfdaskError
-from xrfdask.options import chunk_budget
+from xrfdask.io.h5layout.h5chunks import DirectLayout, direct_layout, read_region, sum_region
 
-__all__ = ["FileLockedError", "H5Reader", "ZarrReader", "open_h5_file", "decode_text", "band_chunks"]
+__all__ = [
+    "FileLockedError",
+    "H5Reader",
+    "ZarrReader",
+    "open_h5_file",
+    "decode_text",
+    "SpectraBlock",
+    "spectra_blocks",
+]
 
 
 class FileLockedError(XrfdaskError, OSError):
@@ -46,8 +59,12 @@ def open_h5_file(path: str, mode: str = "r") -> Iterator[h5py.File]:
                 f"{path}: the file is open for writing by another program (HDF5 file lock); "
                 "close it there and try again"
             ) from None
-        if any(word in text for word in ("signature", "truncated", "superblock", "bad object header")):
-            raise FormatError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
+        if any(
+            word in text for word in ("signature", "truncated", "superblock", "bad object header")
+        ):
+            raise FormatError(
+                f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})"
+            ) from None
         raise
     try:
         yield f
@@ -61,7 +78,11 @@ def decode_text(value: Any) -> Any:
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "SO":
-            return [decode_text(v) for v in value.reshape(-1)] if value.ndim else decode_text(value[()])
+            return (
+                [decode_text(v) for v in value.reshape(-1)]
+                if value.ndim
+                else decode_text(value[()])
+            )
         if value.dtype.kind == "U":
             return value.tolist() if value.ndim else str(value[()])
     if isinstance(value, np.generic):
@@ -69,59 +90,124 @@ def decode_text(value: Any) -> Any:
     return value
 
 
-def band_chunks(
-    shape: tuple[int, ...],
-    itemsize: int,
-    band_axis: int,
-    stored: tuple[int, ...] | None,
-    budget: int | str | None = None,
-) -> tuple[tuple[int, ...], ...]:
-    """Dask chunks for an array read in bands along ``band_axis`` (the map's rows).
-
-    Bands are multiples of the stored chunking along that axis and about ``budget`` bytes
-    (``xrfdask.chunk-size`` by default); the other axes stay whole unless one row alone is over
-    the budget, in which case bands are one row and the next axis (the map's columns) is split,
-    in multiples of its stored chunking. A contiguous (unchunked) dataset can be sliced anywhere.
-    """
-    budget = parse_bytes(budget) if budget else chunk_budget()
-    stored = tuple(stored) if stored else (1,) * len(shape)
-    row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != band_axis], dtype=np.int64))
-    chunks = [(n,) for n in shape]
-    split_axis = band_axis + 1 if band_axis + 1 < len(shape) else None
-    if row_bytes > budget and split_axis is not None:
-        rows = 1
-        per_col = max(1, row_bytes // max(1, shape[split_axis]))
-        cols = max(1, budget // per_col)
-        step = max(1, min(stored[split_axis], shape[split_axis]))
-        cols = max(step, cols - cols % step)
-        chunks[split_axis] = _split(shape[split_axis], cols)
-    else:
-        rows = max(1, budget // max(1, row_bytes))
-        step = max(1, min(stored[band_axis], shape[band_axis]))
-        rows = max(step, rows - rows % step)
-    chunks[band_axis] = _split(shape[band_axis], rows)
-    return tuple(chunks)
-
-
-def _split(n: int, step: int) -> tuple[int, ...]:
-    if n == 0:
-        return (0,)
-    return tuple(min(step, n - i) for i in range(0, n, step))
-
-
 @dataclass(frozen=True)
 class H5Block:
-    """One hyperslab read by a task: small and picklable."""
+    """One hyperslab read by a task: small and picklable.
+
+    ``layout`` (see :mod:`~xrfdask.io.h5layout.h5chunks`) is set when the dataset's chunks can
+    be decompressed in the task, outside h5py's lock; None reads through h5py.
+    """
 
     path: str
     dataset: str
     selection: tuple[slice, ...]
+    layout: DirectLayout | None = None
 
 
 def read_h5_block(block: H5Block) -> np.ndarray:
     """Open the file, read one hyperslab, close."""
+    if block.layout is not None:
+        out = np.empty(tuple(s.stop - s.start for s in block.selection), dtype=block.layout.dtype)
+        read_region(block.path, block.dataset, block.selection, block.layout, out)
+        return out
     with open_h5_file(block.path) as f:
         return f[block.dataset][block.selection]
+
+
+@dataclass(frozen=True)
+class SpectraBlock:
+    """The spectra of a block of pixels, every detector: what one ``h5-read`` task reads.
+
+    ``datasets`` holds one (rows, columns, channels) dataset per detector (``flat``: stored
+    without the row axis, a 1-D scan); ``rows`` and ``cols`` are [start, stop) in the map.
+    """
+
+    path: str
+    kind: str  # "h5" or "zarr"
+    datasets: tuple[str, ...]
+    layouts: tuple[DirectLayout | None, ...]
+    flat: tuple[bool, ...]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    nchan: int
+    dtype: str
+    stamp: Any = None  # zarr: the store's modification time (reopen a rewritten store)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (
+            self.rows[1] - self.rows[0],
+            self.cols[1] - self.cols[0],
+            len(self.datasets),
+            self.nchan,
+        )
+
+    def selection(self, d: int, lo: int = 0, hi: int | None = None) -> tuple[slice, ...]:
+        """Detector ``d``'s selection in its dataset, channels ``lo .. hi-1``."""
+        channels = slice(lo, self.nchan if hi is None else hi)
+        cols = slice(*self.cols)
+        return (cols, channels) if self.flat[d] else (slice(*self.rows), cols, channels)
+
+
+def read_spectra(block: SpectraBlock) -> np.ndarray:
+    """The (rows, columns, detector, channel) spectra of one block."""
+    out = np.empty(block.shape, dtype=block.dtype)
+    fill_spectra(block, [out[:, :, d, :] for d in range(len(block.datasets))])
+    return out
+
+
+def read_spectra_channels(
+    block: SpectraBlock, lo: int, hi: int, dtype: Any = np.float32
+) -> np.ndarray:
+    """Channels ``lo .. hi-1`` of one block as (detector, pixel, channel) in ``dtype``.
+
+    What a fit consumes; only the stored chunks covering those channels are decompressed.
+    """
+    rows, cols, ndet, _ = block.shape
+    out = np.empty((ndet, rows, cols, hi - lo), dtype=dtype)
+    fill_spectra(block, list(out), lo, hi)
+    return out.reshape(ndet, rows * cols, hi - lo)
+
+
+def fill_spectra(
+    block: SpectraBlock, outs: list[np.ndarray], lo: int = 0, hi: int | None = None
+) -> None:
+    """Read each detector's channels ``lo .. hi-1`` into its (rows, cols, channels) ``outs[d]``."""
+    for d, (dataset, layout) in enumerate(zip(block.datasets, block.layouts, strict=True)):
+        sel = block.selection(d, lo, hi)
+        out = outs[d][0] if block.flat[d] else outs[d]
+        if block.kind == "zarr":
+            out[...] = _zarr_array(block.path, dataset, block.stamp)[sel]
+        elif layout is not None:
+            read_region(block.path, dataset, sel, layout, out)
+        else:
+            with open_h5_file(block.path) as f:
+                out[...] = f[dataset][sel]
+
+
+def sum_spectra(blocks: list[SpectraBlock]) -> np.ndarray:
+    """The (detector, channel) float64 sum of the spectra of ``blocks`` (of one map)."""
+    first = blocks[0]
+    out = np.zeros((len(first.datasets), first.nchan))
+    for block in blocks:
+        for d, (dataset, layout) in enumerate(zip(block.datasets, block.layouts, strict=True)):
+            sel = block.selection(d)
+            if block.kind == "h5" and layout is not None:
+                sum_region(block.path, dataset, sel, layout, out[d])
+                continue
+            if block.kind == "zarr":
+                data = _zarr_array(block.path, dataset, block.stamp)[sel]
+            else:
+                with open_h5_file(block.path) as f:
+                    data = f[dataset][sel]
+            out[d] += data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _zarr_array(store: str, path: str, stamp: Any):
+    """An opened zarr array (cached per process: opening reads its metadata)."""
+    return zarr.open_array(os.path.join(store, path), mode="r")
 
 
 class H5Reader:
@@ -176,20 +262,40 @@ class H5Reader:
     def lazy(self, path: str, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
         """A large dataset as a dask array of ``h5-read`` tasks, one hyperslab per chunk."""
         dset = self._dataset(path)
+        layout = direct_layout(dset)
         name = f"h5-read-{dask.base.tokenize(self._token, path, chunks)}"
         edges = [np.cumsum((0,) + c) for c in chunks]
         dsk = {}
         for index in np.ndindex(*[len(c) for c in chunks]):
-            selection = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True))
-            dsk[(name, *index)] = (read_h5_block, H5Block(self.path, path, selection))
+            selection = tuple(
+                slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True)
+            )
+            dsk[(name, *index)] = (read_h5_block, H5Block(self.path, path, selection, layout))
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
         meta = np.empty((0,) * len(chunks), dtype=dset.dtype)
         return da.Array(graph, name, chunks, meta=meta)
 
     def lazy_banded(self, path: str, band_axis: int = 0, budget=None) -> da.Array:
-        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see :func:`band_chunks`)."""
-        chunks = band_chunks(self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget)
+        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see xrfdask.chunks)."""
+        chunks = bands(
+            self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget
+        )
         return self.lazy(path, chunks)
+
+    def lazy_spectra(
+        self, paths: list[str], y_chunks: tuple[int, ...], x_chunks: tuple[int, ...]
+    ) -> da.Array:
+        """Every detector's spectra as one (y, x, detector, channel) array of ``h5-read`` tasks.
+
+        ``paths`` are (rows, columns, channels) datasets of equal shape, or (columns, channels)
+        for a 1-D scan. Each task reads one block of pixels of every detector.
+        """
+        dsets = [self._dataset(p) for p in paths]
+        layouts = tuple(direct_layout(d) for d in dsets)
+        name = f"h5-read-{dask.base.tokenize(self._token, 'spectra', paths, y_chunks, x_chunks)}"
+        return _spectra_array(
+            name, self.path, "h5", paths, dsets, layouts, y_chunks, x_chunks, None
+        )
 
     def _dataset(self, path: str) -> h5py.Dataset:
         node = self._f.get(path)
@@ -197,6 +303,9 @@ class H5Reader:
             what = "is a group" if node is not None else "is missing"
             raise FormatError(f"{self.path}: dataset '{path}' {what}")
         return node
+
+
+_GROUP_NOT_FOUND = zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else OSError
 
 
 class ZarrReader:
@@ -208,7 +317,7 @@ class ZarrReader:
         self.path = os.path.abspath(os.fspath(store))
         try:
             self._g = zarr.open_group(self.path, mode="r")
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else OSError):
+        except (FileNotFoundError, _GROUP_NOT_FOUND):
             if not os.path.exists(self.path):
                 raise FileNotFoundError(f"{self.path}: no such zarr store") from None
             raise FormatError(f"{self.path}: not a zarr store") from None
@@ -262,9 +371,25 @@ class ZarrReader:
         return da.from_zarr(self.path, component=path, chunks=chunks, name=name)
 
     def lazy_banded(self, path: str, band_axis: int = 0, budget=None) -> da.Array:
-        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see :func:`band_chunks`)."""
-        chunks = band_chunks(self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget)
+        """:meth:`lazy` in bands along ``band_axis`` of about ``budget`` (see xrfdask.chunks)."""
+        chunks = bands(
+            self.shape(path), self.dtype(path).itemsize, band_axis, self.stored_chunks(path), budget
+        )
         return self.lazy(path, chunks)
+
+    def lazy_spectra(
+        self, paths: list[str], y_chunks: tuple[int, ...], x_chunks: tuple[int, ...]
+    ) -> da.Array:
+        """Every detector's spectra as one (y, x, detector, channel) array of zarr-read tasks."""
+        arrays = [self._array(p) for p in paths]
+        stamp = tuple(
+            _mtime(os.path.join(self.path, p)) for p in paths
+        )  # a rewritten store: new names
+        token = dask.base.tokenize(self.path, "spectra", paths, y_chunks, x_chunks, stamp)
+        name = f"zarr-read-{token}"
+        return _spectra_array(
+            name, self.path, "zarr", paths, arrays, (None,) * len(paths), y_chunks, x_chunks, stamp
+        )
 
     def _array(self, path: str):
         node = self._node(path)
@@ -272,6 +397,51 @@ class ZarrReader:
             what = "is a group" if node is not None else "is missing"
             raise FormatError(f"{self.path}: array '{path}' {what}")
         return node
+
+
+def _spectra_array(name, path, kind, paths, arrays, layouts, y_chunks, x_chunks, stamp) -> da.Array:
+    """The dask array of :class:`SpectraBlock` reads, one task per block of pixels."""
+    nchan = int(arrays[0].shape[-1])
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    flat = tuple(len(a.shape) == 2 for a in arrays)
+    y_edges, x_edges = np.cumsum((0,) + tuple(y_chunks)), np.cumsum((0,) + tuple(x_chunks))
+    dsk = {}
+    for i in range(len(y_chunks)):
+        for j in range(len(x_chunks)):
+            rows, cols = (
+                (int(y_edges[i]), int(y_edges[i + 1])),
+                (int(x_edges[j]), int(x_edges[j + 1])),
+            )
+            block = SpectraBlock(
+                path, kind, tuple(paths), layouts, flat, rows, cols, nchan, dtype.str, stamp
+            )
+            dsk[(name, i, j, 0, 0)] = (read_spectra, block)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    chunks = (tuple(y_chunks), tuple(x_chunks), (len(paths),), (nchan,))
+    return da.Array(graph, name, chunks, meta=np.empty((0, 0, 0, 0), dtype=dtype))
+
+
+def spectra_blocks(data: Any) -> dict[tuple[int, int], SpectraBlock] | None:
+    """The :class:`SpectraBlock` of every block of a reader's spectra array, by (row, column) block.
+
+    None unless ``data`` is exactly :meth:`H5Reader.lazy_spectra`'s (or the zarr reader's) array,
+    not sliced or transformed.
+    """
+    if not isinstance(data, da.Array) or not data.name.startswith(("h5-read-", "zarr-read-")):
+        return None
+    layer = data.__dask_graph__().layers.get(data.name)
+    if layer is None:
+        return None
+    blocks = {}
+    for key, task in dict(layer).items():  # eager-ok: graph tasks, no data
+        args = getattr(task, "args", None)
+        if args is None and isinstance(task, tuple):
+            args = task[1:]
+        block = next((a for a in (args or ()) if isinstance(a, SpectraBlock)), None)
+        if block is None or len(key) != 5:
+            return None
+        blocks[key[1], key[2]] = block
+    return blocks
 
 
 def _mtime(path: str) -> int:

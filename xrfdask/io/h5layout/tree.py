@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from xrfdask.chunks import bands
 from xrfdask.errors import FormatError
 from xrfdask.io.beamlines.grid import axis_positions
 from xrfdask.io.h5layout import schema
@@ -50,7 +51,7 @@ class Node:
 
 @dataclass
 class Layout:
-    """What to write: the group written (``"raw"``, ``"fit"``...), its nodes and group attributes."""
+    """What to write: the group (``"raw"``, ``"fit"``...), its nodes and group attributes."""
 
     group: str
     nodes: list[Node]
@@ -80,7 +81,11 @@ def _json_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _channels(ds: xr.Dataset) -> list[tuple[Any, str]]:
-    labels = np.atleast_1d(ds["detector"].values).tolist() if "detector" in ds.coords else list(range(ds.sizes.get("detector", 1)))  # eager-ok: labels
+    labels = (
+        np.atleast_1d(ds["detector"].values).tolist()
+        if "detector" in ds.coords
+        else list(range(ds.sizes.get("detector", 1)))
+    )  # eager-ok: labels
     names = [schema.channel_name(label) for label in labels]
     if len(set(names)) != len(names):
         raise ValueError(f"detector labels {labels} give duplicate channel group names")
@@ -95,7 +100,11 @@ def _labels_attr(channels: list[tuple[Any, str]]) -> dict[str, Any]:
     labels = [label for label, _ in channels]
     if labels == [name for _, name in channels]:
         return {}
-    return {_LABELS_KEY: json.dumps([label.item() if hasattr(label, "item") else label for label in labels])}
+    return {
+        _LABELS_KEY: json.dumps(
+            [label.item() if hasattr(label, "item") else label for label in labels]
+        )
+    }
 
 
 # --- raw maps -------------------------------------------------------------------------------
@@ -121,23 +130,58 @@ def raw_layout(ds: xr.Dataset) -> Layout:
         elif coord_dim in ds.coords:
             coord = ds[coord_dim]
             values = np.asarray(coord.values, dtype=float)  # eager-ok: 1-D coordinate
-            grid = np.broadcast_to(values[None, :] if coord_dim == "x" else values[:, None], (ny, nx))
-            motor_attrs = {"Name": coord_dim, **{k: v for k, v in coord.attrs.items() if isinstance(v, str | int | float)}}
+            grid = np.broadcast_to(
+                values[None, :] if coord_dim == "x" else values[:, None], (ny, nx)
+            )
+            motor_attrs = {
+                "Name": coord_dim,
+                **{k: v for k, v in coord.attrs.items() if isinstance(v, str | int | float)},
+            }
             nodes.append(Node(name, np.ascontiguousarray(grid), MAP_DIMS, attrs=motor_attrs))
     for name in schema.RAW_PER_PIXEL:
         if name in ds:
-            nodes.append(Node(f"raw/{name}", ds[name].transpose(*MAP_DIMS).data, MAP_DIMS, attrs=_var_attrs(ds[name])))
+            nodes.append(
+                Node(
+                    f"raw/{name}",
+                    ds[name].transpose(*MAP_DIMS).data,
+                    MAP_DIMS,
+                    attrs=_var_attrs(ds[name]),
+                )
+            )
     for label, channel in channels:
         one = ds.sel(detector=label) if "detector" in ds.coords else ds.isel(detector=0)
         base = f"raw/{channel}"
         data = _as_dask(one["spectra"].transpose("y", "x", "channel").data)
-        nodes.append(Node(f"{base}/spectra", data, ("y", "x", "channel"), attrs=_var_attrs(one["spectra"])))
+        nodes.append(
+            Node(f"{base}/spectra", data, ("y", "x", "channel"), attrs=_var_attrs(one["spectra"]))
+        )
         for name in schema.RAW_CHANNEL_PIXEL:
             if name in one:
-                nodes.append(Node(f"{base}/{name}", one[name].transpose(*MAP_DIMS).data, MAP_DIMS, attrs=_var_attrs(one[name])))
+                nodes.append(
+                    Node(
+                        f"{base}/{name}",
+                        one[name].transpose(*MAP_DIMS).data,
+                        MAP_DIMS,
+                        attrs=_var_attrs(one[name]),
+                    )
+                )
         sum_dtype = np.float64 if np.issubdtype(data.dtype, np.floating) else np.int64
-        nodes.append(Node(f"{base}/sumspec", da.zeros(data.shape[-1], dtype=sum_dtype), ("channel",), reduce=("sum", f"{base}/spectra")))
-        nodes.append(Node(f"{base}/maxspec", da.zeros(data.shape[-1], dtype=np.float64), ("channel",), reduce=("max", f"{base}/spectra")))
+        nodes.append(
+            Node(
+                f"{base}/sumspec",
+                da.zeros(data.shape[-1], dtype=sum_dtype),
+                ("channel",),
+                reduce=("sum", f"{base}/spectra"),
+            )
+        )
+        nodes.append(
+            Node(
+                f"{base}/maxspec",
+                da.zeros(data.shape[-1], dtype=np.float64),
+                ("channel",),
+                reduce=("max", f"{base}/spectra"),
+            )
+        )
     raw_attrs = {**_json_attrs(attrs), **_labels_attr(channels), **_energy_attrs(ds)}
     return Layout("raw", nodes, {"raw": raw_attrs})
 
@@ -145,7 +189,11 @@ def raw_layout(ds: xr.Dataset) -> Layout:
 def _var_attrs(var: xr.DataArray) -> dict[str, Any]:
     """Variable attributes worth storing (the standard ones are regenerated on reading)."""
     standard = with_attrs(str(var.name))
-    return {k: v for k, v in var.attrs.items() if standard.get(k) != v and isinstance(v, str | int | float)}
+    return {
+        k: v
+        for k, v in var.attrs.items()
+        if standard.get(k) != v and isinstance(v, str | int | float)
+    }
 
 
 def _energy_attrs(ds: xr.Dataset) -> dict[str, Any]:
@@ -173,15 +221,24 @@ def _with_layout_counters(ds: xr.Dataset) -> xr.Dataset:
     if "ocr" not in ds and "deadtime" in ds:
         # uint16 totals fit uint32 (65536 channels x 65535 < 2**32), which sums 3x faster.
         small = ds["spectra"].dtype.kind == "u" and ds["spectra"].dtype.itemsize <= 2
-        counts = ds["spectra"].sum("channel", dtype=np.uint32 if small else np.float64).astype(np.float64)
+        counts = (
+            ds["spectra"]
+            .sum("channel", dtype=np.uint32 if small else np.float64)
+            .astype(np.float64)
+        )
         ocr = counts / dwell_s if dwell_s else counts
         live = 1.0 - ds["deadtime"].astype(np.float64) / 100.0
         icr = xr.where(live > 0, ocr / live, ocr)
         units = {"units": "counts/s"} if dwell_s else {"units": "counts"}
-        out = out.assign(ocr=ocr.assign_attrs(with_attrs("ocr", units)), icr=icr.assign_attrs(with_attrs("icr", units)))
+        out = out.assign(
+            ocr=ocr.assign_attrs(with_attrs("ocr", units)),
+            icr=icr.assign_attrs(with_attrs("icr", units)),
+        )
     if "acquisition_time" not in ds and dwell_s:
         shape = (ds.sizes["y"], ds.sizes["x"])
-        out = out.assign(acquisition_time=(MAP_DIMS, np.full(shape, dwell_s), with_attrs("acquisition_time")))
+        out = out.assign(
+            acquisition_time=(MAP_DIMS, np.full(shape, dwell_s), with_attrs("acquisition_time"))
+        )
     if "I0" not in ds and ds.attrs.get("source_format") == "GeoPIXE":
         current = (ds.attrs.get("geopixe_header") or {}).get("X-ray Source", {}).get("UA (µA)")
         value = float(current) if isinstance(current, int | float) and current > 0 else 1.0
@@ -196,14 +253,16 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
     path = reader.path
     if not reader.is_group("raw"):
         raise FormatError(f"{path}: group 'raw' is missing: not a uniform-layout raw map")
-    channels = [k for k in reader.keys("raw") if schema.is_channel_group(k) and reader.is_group(f"raw/{k}")]
+    channels = [
+        k for k in reader.keys("raw") if schema.is_channel_group(k) and reader.is_group(f"raw/{k}")
+    ]
     if not channels:
         raise FormatError(f"{path}: no 'raw/channelXX' group with spectra")
     budget = _budget(chunks)
     first = f"raw/{channels[0]}/spectra"
     shape0 = _map_shape(reader, first, 3)
     plan = _map_plan(reader, first, shape0, budget, len(channels))
-    spectra, pixel_vars, spectrum_vars = [], {}, {}
+    spectra, pixel_vars, spectrum_vars = [], {}, {}  # spectra: dataset paths, read together below
     for channel in channels:
         p = f"raw/{channel}/spectra"
         shape = _map_shape(reader, p, 3)
@@ -213,34 +272,53 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
                 f"{shape0[0]} x {shape0[1]}: detectors do not match"
             )
         if shape[2] != shape0[2]:
-            raise FormatError(f"{path}: dataset '{p}' has {shape[2]} channels but '{first}' has {shape0[2]}")
-        spectra.append(_lazy_map(reader, p, shape, plan))
+            raise FormatError(
+                f"{path}: dataset '{p}' has {shape[2]} channels but '{first}' has {shape0[2]}"
+            )
+        spectra.append(p)
         for name in schema.RAW_CHANNEL_PIXEL:
             q = f"raw/{channel}/{name}"
             if reader.has(q):
-                pixel_vars.setdefault(name, []).append(_lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), plan))
+                pixel_vars.setdefault(name, []).append(
+                    _lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), plan)
+                )
         for name in schema.RAW_CHANNEL_SPECTRUM:
             q = f"raw/{channel}/{name}"
             if reader.has(q):
                 value = np.asarray(reader.read(q))
                 if value.shape != (shape0[2],):
-                    raise FormatError(f"{path}: dataset '{q}' has shape {value.shape}, expected ({shape0[2]},)")
+                    raise FormatError(
+                        f"{path}: dataset '{q}' has shape {value.shape}, expected ({shape0[2]},)"
+                    )
                 spectrum_vars.setdefault(name, []).append(value)
-    # Detectors side by side in one chunk (the design's chunking: detector and channel whole).
-    stacked = da.stack(spectra, axis=2).rechunk({2: -1})
-    data_vars: dict[str, Any] = {"spectra": (RAW_DIMS, stacked, with_attrs("spectra", _stored_attrs(reader, first)))}
+    # Detectors side by side in one chunk (the design's chunking: detector and channel whole),
+    # one task per block reading every detector: the array the readers' fast paths recognise.
+    stacked = reader.lazy_spectra(spectra, *plan)
+    data_vars: dict[str, Any] = {
+        "spectra": (RAW_DIMS, stacked, with_attrs("spectra", _stored_attrs(reader, first)))
+    }
     for name, arrays in pixel_vars.items():
         if len(arrays) != len(channels):
-            raise FormatError(f"{path}: '{name}' exists for some channels only ({len(arrays)} of {len(channels)})")
+            raise FormatError(
+                f"{path}: '{name}' exists for some channels only ({len(arrays)} of {len(channels)})"
+            )
         stacked = da.stack(arrays, axis=2).rechunk({2: -1})
-        data_vars[name] = (PIXEL_DIMS, stacked, with_attrs(name, _stored_attrs(reader, f"raw/{channels[0]}/{name}")))
+        data_vars[name] = (
+            PIXEL_DIMS,
+            stacked,
+            with_attrs(name, _stored_attrs(reader, f"raw/{channels[0]}/{name}")),
+        )
     for name, arrays in spectrum_vars.items():
         if len(arrays) == len(channels):
             data_vars[name] = (("detector", "channel"), np.stack(arrays), with_attrs(name))
     for name in schema.RAW_PER_PIXEL:
         q = f"raw/{name}"
         if reader.has(q):
-            data_vars[name] = (MAP_DIMS, _lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), plan), with_attrs(name, _stored_attrs(reader, q)))
+            data_vars[name] = (
+                MAP_DIMS,
+                _lazy_map(reader, q, _map_shape(reader, q, 2, shape0[:2]), plan),
+                with_attrs(name, _stored_attrs(reader, q)),
+            )
     motors = {}
     for name in schema.RAW_MOTORS:
         if reader.has(name):
@@ -248,7 +326,10 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
             if motors[name].ndim == 1:
                 motors[name] = motors[name][None, :]
             if motors[name].shape != shape0[:2] or motors[name].dtype.kind not in "fiu":
-                raise FormatError(f"{path}: dataset '{name}' has shape {motors[name].shape}, expected {shape0[:2]}")
+                raise FormatError(
+                    f"{path}: dataset '{name}' has shape {motors[name].shape}, "
+                    f"expected {shape0[:2]}"
+                )
             data_vars[name] = (MAP_DIMS, motors[name], reader.attrs(name))
     raw_attrs = reader.attrs("raw")
     attrs = json.loads(raw_attrs[_ATTRS_KEY]) if _ATTRS_KEY in raw_attrs else {}
@@ -273,27 +354,29 @@ def _map_shape(reader, p: str, ndim: int, expect: tuple[int, int] | None = None)
         shape = (1, *shape)
     if len(shape) != ndim or (expect is not None and shape[:2] != expect):
         want = "rows x columns x channels" if ndim == 3 else f"rows x columns = {expect}"
-        raise FormatError(f"{reader.path}: dataset '{p}' has shape {reader.shape(p)}, expected {want}")
+        raise FormatError(
+            f"{reader.path}: dataset '{p}' has shape {reader.shape(p)}, expected {want}"
+        )
     return shape
 
 
-def _map_plan(reader, p: str, shape: tuple[int, ...], budget, ndet: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _map_plan(
+    reader, p: str, shape: tuple[int, ...], budget, ndet: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Row and column chunks for every per-pixel array of a raw map, from its spectra.
 
     Bands of rows follow the spectra's own chunking and the budget for all detectors together;
     a row alone over the budget is split along x (also a 1-D scan's single row).
     """
-    from xrfdask.io.h5layout.stores import band_chunks
-
     stored = reader.stored_chunks(p)
     if stored is not None and len(stored) < len(shape):  # 1-D scan stored without its row axis
         stored = (1, *stored)
-    chunks = band_chunks(shape, reader.dtype(p).itemsize * ndet, 0, stored, budget)
+    chunks = bands(shape, reader.dtype(p).itemsize * ndet, 0, stored, budget)
     return chunks[0], chunks[1]
 
 
 def _lazy_map(reader, p: str, shape: tuple[int, ...], plan) -> da.Array:
-    """A (rows, columns, ...) dataset as dask, chunked by ``plan`` (a 1-D scan gets its row axis)."""
+    """A (rows, columns, ...) dataset as dask, chunked by ``plan`` (a 1-D scan gets a row axis)."""
     y_chunks, x_chunks = plan
     trailing = tuple((n,) for n in shape[2:])
     if len(reader.shape(p)) < len(shape):  # stored without the row axis
@@ -316,7 +399,9 @@ def _coords(reader, channels, shape, motors, raw_attrs) -> dict[str, Any]:
             values = axis_positions(motor, axis)
             if values is not None:
                 stored = reader.attrs(name)
-                attrs = {k: v for k, v in stored.items() if k != "Name"} or {"motor": str(stored.get("Name", name))}
+                attrs = {k: v for k, v in stored.items() if k != "Name"} or {
+                    "motor": str(stored.get("Name", name))
+                }
                 coords[dim] = (dim, values, attrs)
                 break
     labels = json.loads(raw_attrs[_LABELS_KEY]) if _LABELS_KEY in raw_attrs else channels
@@ -326,7 +411,9 @@ def _coords(reader, channels, shape, motors, raw_attrs) -> dict[str, Any]:
     if len(shape) > 2 and shape[2]:
         coords["channel"] = ("channel", np.arange(shape[2]))
         if "energy_gain_keV" in raw_attrs:
-            energy = raw_attrs.get("energy_offset_keV", 0.0) + raw_attrs["energy_gain_keV"] * np.arange(shape[2])
+            energy = raw_attrs.get("energy_offset_keV", 0.0) + raw_attrs[
+                "energy_gain_keV"
+            ] * np.arange(shape[2])
             coords["energy"] = ("channel", energy, {"units": "keV", "long_name": "photon energy"})
     return coords
 
@@ -340,7 +427,9 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
     if sch.subgrouped and "/" not in group:
         cnc = ds.attrs.get("cnc") or ds.attrs.get("reference")
         if not cnc:
-            raise ValueError(f"group {group!r} needs the reference name: pass group='{group}/<file>.cnc'")
+            raise ValueError(
+                f"group {group!r} needs the reference name: pass group='{group}/<file>.cnc'"
+            )
         group = f"{group}/{cnc}"
     ds = _small_computed(ds)
     channels = _channels(ds)
@@ -355,35 +444,100 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
         for f in sch.fields:
             if f.kind == "names":
                 if f.var in one.coords or f.var in one:
-                    values = [str(v) for v in np.asarray(one[f.var].values).reshape(-1)]  # eager-ok: labels
-                    nodes.append(Node(f"{base}/{f.path}", values, f.dims, "names", compress=False, names_fixed=f.names_fixed))
+                    values = [
+                        str(v) for v in np.asarray(one[f.var].values).reshape(-1)
+                    ]  # eager-ok: labels
+                    nodes.append(
+                        Node(
+                            f"{base}/{f.path}",
+                            values,
+                            f.dims,
+                            "names",
+                            compress=False,
+                            names_fixed=f.names_fixed,
+                        )
+                    )
                 continue
             if f.var not in one:
                 continue
             var = one[f.var]
             if f.kind in ("text", "scalar"):
                 value = var.values.item() if var.size == 1 else var.values  # eager-ok: scalar
-                nodes.append(Node(f"{base}/{f.path}", value, (), f.kind, compress=False, attrs=_var_attrs(var)))
+                nodes.append(
+                    Node(
+                        f"{base}/{f.path}", value, (), f.kind, compress=False, attrs=_var_attrs(var)
+                    )
+                )
                 continue
             missing = [d for d in f.dims if d not in var.dims]
             if missing:
-                raise FormatError(f"to_h5: '{f.var}' lacks dimension(s) {missing} for {base}/{f.path}")
-            nodes.append(Node(f"{base}/{f.path}", var.transpose(*f.dims).data, f.dims, compress=f.compress, attrs=_var_attrs(var)))
+                raise FormatError(
+                    f"to_h5: '{f.var}' lacks dimension(s) {missing} for {base}/{f.path}"
+                )
+            nodes.append(
+                Node(
+                    f"{base}/{f.path}",
+                    var.transpose(*f.dims).data,
+                    f.dims,
+                    compress=f.compress,
+                    attrs=_var_attrs(var),
+                )
+            )
         if sch.name == "kmeans" and "class_spectra" in one:
             spectra = one["class_spectra"].transpose("class", "channel")
             sizes = one["class_size"].values if "class_size" in one else None  # eager-ok: per class
             for i in range(spectra.sizes["class"]):
                 attrs = {"NPixels": int(sizes[i])} if sizes is not None else {}
-                nodes.append(Node(f"{base}/sumspec_{i}", spectra.isel({"class": i}).data, ("channel",), attrs=attrs))
+                nodes.append(
+                    Node(
+                        f"{base}/sumspec_{i}",
+                        spectra.isel({"class": i}).data,
+                        ("channel",),
+                        attrs=attrs,
+                    )
+                )
     for dim in ("y", "x"):  # the map's coordinates (motors may be absent or of another map)
         if dim in ds.coords and ds[dim].ndim == 1 and dim in ds.dims:
             coord = ds[dim]
             attrs = {k: v for k, v in coord.attrs.items() if isinstance(v, str | int | float)}
-            nodes.append(Node(f"{group}/coords/{dim}", np.asarray(coord.values), (dim,), compress=False, attrs=attrs))  # eager-ok: 1-D coordinate
-    simple = {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | bool | np.bool_)}
+            nodes.append(
+                Node(
+                    f"{group}/coords/{dim}",
+                    np.asarray(coord.values),
+                    (dim,),
+                    compress=False,
+                    attrs=attrs,
+                )
+            )  # eager-ok: 1-D coordinate
+    simple = {
+        k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | bool | np.bool_)
+    }
     top = group.split("/")[0]
-    group_attrs = {top: {"LastUpdated": _now(), **{k: v for k, v in simple.items() if k in ("LastUpdated", "ScatROI", "TmNorm", "Composition", "density", "thickness", "deadtime_corrected", "method")}}}
-    group_attrs[group] = {**group_attrs.get(group, {}), **_json_attrs(ds.attrs), **_labels_attr(channels)}
+    group_attrs = {
+        top: {
+            "LastUpdated": _now(),
+            **{
+                k: v
+                for k, v in simple.items()
+                if k
+                in (
+                    "LastUpdated",
+                    "ScatROI",
+                    "TmNorm",
+                    "Composition",
+                    "density",
+                    "thickness",
+                    "deadtime_corrected",
+                    "method",
+                )
+            },
+        }
+    }
+    group_attrs[group] = {
+        **group_attrs.get(group, {}),
+        **_json_attrs(ds.attrs),
+        **_labels_attr(channels),
+    }
     for path_in_group, key in sch.group_scalars:
         if key in ds.attrs:
             kind = "text" if isinstance(ds.attrs[key], str) else "scalar"
@@ -393,7 +547,9 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
 
 def _small_computed(ds: xr.Dataset) -> xr.Dataset:
     """Compute the small (non-map) variables of a result once, together, before writing them."""
-    names = [n for n, v in ds.data_vars.items() if isinstance(v.data, da.Array) and "y" not in v.dims]  # eager-ok: dict
+    names = [
+        n for n, v in ds.data_vars.items() if isinstance(v.data, da.Array) and "y" not in v.dims
+    ]  # eager-ok: dict
     if not names:
         return ds
     import dask
@@ -410,15 +566,21 @@ def _line_masks(ds: xr.Dataset, sch) -> dict[Any, np.ndarray]:
     """
     if "line" not in ds.dims or "detector" not in ds.dims:
         return {}
-    small = [v for v in ds.data_vars.values() if set(v.dims) == {"detector", "line"}]  # eager-ok: dict
+    small = [
+        v for v in ds.data_vars.values() if set(v.dims) == {"detector", "line"}
+    ]  # eager-ok: dict
     if not small:
         return {}
     present = None
     for var in small:
-        ok = np.asarray(var.notnull().transpose("detector", "line").values)  # eager-ok: per-line summary
+        ok = np.asarray(
+            var.notnull().transpose("detector", "line").values
+        )  # eager-ok: per-line summary
         present = ok if present is None else present | ok
     labels = ds["detector"].values.tolist()  # eager-ok: labels
-    return {label: np.flatnonzero(present[i]) for i, label in enumerate(labels) if not present[i].all()}
+    return {
+        label: np.flatnonzero(present[i]) for i, label in enumerate(labels) if not present[i].all()
+    }
 
 
 def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
@@ -430,11 +592,17 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
             raise FormatError(f"{path}: group '{group}' is missing")
         subs = [k for k in reader.keys(group) if reader.is_group(f"{group}/{k}")]
         if len(subs) != 1:
-            raise ValueError(f"{path}: '{group}' holds {subs}; choose one with group='{group}/<name>'")
+            raise ValueError(
+                f"{path}: '{group}' holds {subs}; choose one with group='{group}/<name>'"
+            )
         group = f"{group}/{subs[0]}"
     if not reader.is_group(group):
         raise FormatError(f"{path}: group '{group}' is missing")
-    channels = [k for k in reader.keys(group) if schema.is_channel_group(k) and reader.is_group(f"{group}/{k}")]
+    channels = [
+        k
+        for k in reader.keys(group)
+        if schema.is_channel_group(k) and reader.is_group(f"{group}/{k}")
+    ]
     if not channels:
         raise FormatError(f"{path}: group '{group}' holds no channelXX group")
     shape = _result_map_shape(reader, group, channels, sch)
@@ -442,7 +610,14 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     lines = line_union([list(p.coords["line"].values) for p in per_channel if "line" in p.coords])
     if lines:
         per_channel = [p.reindex(line=lines) if "line" in p.coords else p for p in per_channel]
-    ds = xr.concat(per_channel, dim="detector", join="outer", coords="minimal", compat="override", combine_attrs="override")
+    ds = xr.concat(
+        per_channel,
+        dim="detector",
+        join="outer",
+        coords="minimal",
+        compat="override",
+        combine_attrs="override",
+    )
     group_attrs = reader.attrs(group)
     top_attrs = reader.attrs(group.split("/")[0])
     attrs = json.loads(group_attrs[_ATTRS_KEY]) if _ATTRS_KEY in group_attrs else {}
@@ -481,7 +656,6 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     return ds.transpose(*order)
 
 
-
 def _result_map_shape(reader, group: str, channels: list[str], sch) -> tuple[int, int] | None:
     """Rows x columns of a result group's maps (from its first stored map dataset)."""
     for c in channels:
@@ -514,7 +688,11 @@ def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
             continue
         if f.kind in ("text", "scalar"):
             value = reader.read(p)
-            data_vars[f.var] = ((), value.item() if isinstance(value, np.ndarray) else value, _stored_attrs(reader, p))
+            data_vars[f.var] = (
+                (),
+                value.item() if isinstance(value, np.ndarray) else value,
+                _stored_attrs(reader, p),
+            )
             continue
         stored = reader.shape(p)
         dims = f.dims
@@ -525,21 +703,32 @@ def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
             elif len(stored) == len(dims):
                 array = reader.lazy_banded(p, y_axis, _budget(chunks))
             else:
-                raise FormatError(f"{reader.path}: dataset '{p}' has shape {stored}, expected dims {dims}")
+                raise FormatError(
+                    f"{reader.path}: dataset '{p}' has shape {stored}, expected dims {dims}"
+                )
             if tuple(array.shape[y_axis : y_axis + 2]) != tuple(shape):
-                raise FormatError(f"{reader.path}: dataset '{p}' covers {array.shape[y_axis:y_axis + 2]} pixels, expected {shape}")
+                raise FormatError(
+                    f"{reader.path}: dataset '{p}' covers {array.shape[y_axis : y_axis + 2]} "
+                    f"pixels, expected {shape}"
+                )
             value = array
         else:
             value = np.asarray(reader.read(p))
             if value.ndim != len(dims):
-                raise FormatError(f"{reader.path}: dataset '{p}' has shape {value.shape}, expected dims {dims}")
+                raise FormatError(
+                    f"{reader.path}: dataset '{p}' has shape {value.shape}, expected dims {dims}"
+                )
         data_vars[f.var] = (dims, value, with_attrs(f.var, _stored_attrs(reader, p)))
     if sch.name == "kmeans":
         sums = sorted(
-            (k for k in reader.keys(base) if k.startswith("sumspec_")), key=lambda k: int(k.split("_")[1])
+            (k for k in reader.keys(base) if k.startswith("sumspec_")),
+            key=lambda k: int(k.split("_")[1]),
         )
         if sums:
-            data_vars["class_spectra"] = (("class", "channel"), np.stack([np.asarray(reader.read(f"{base}/{k}")) for k in sums]))
+            data_vars["class_spectra"] = (
+                ("class", "channel"),
+                np.stack([np.asarray(reader.read(f"{base}/{k}")) for k in sums]),
+            )
             sizes = [reader.attrs(f"{base}/{k}").get("NPixels", -1) for k in sums]
             data_vars["class_size"] = (("class",), np.asarray(sizes))
             coords["class"] = ("class", np.arange(len(sums)))

@@ -4,8 +4,9 @@ Each group's metadata is written with xarray (zarr format 2, so every array carr
 ``_ARRAY_DIMENSIONS`` and ``xr.open_zarr(store, group="raw/channel00")`` reads it). The data of
 all groups is written by one dask computation of ``zarr-write`` tasks: each compresses the zarr
 chunks of its own block with the array's codec and stores them, in parallel on the workers, and
-shared inputs (the spectra of every detector, the sums) are read once. New stores are built under a temporary name and renamed; a result group added to an
-existing store is built aside and swapped in, leaving ``raw/`` untouched.
+shared inputs (the spectra of every detector, the sums) are read once. New stores are built under
+a temporary name and renamed; a result group added to an existing store is built aside and
+swapped in, leaving ``raw/`` untouched.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from xrfdask.chunks import zarr_storage_chunk
 from xrfdask.io.atomic import atomic_output
 from xrfdask.io.h5layout.tree import Layout, Node
 
 __all__ = ["write_zarr"]
-
-_CHUNK_TARGET = 4 * 2**20  # bytes per zarr chunk of a large array
 
 
 def write_zarr(layout: Layout, store: str, *, overwrite: bool = False) -> str:
@@ -53,7 +53,9 @@ def _replace_group(layout: Layout, store: str, overwrite: bool) -> None:
         raise FileExistsError(f"{store}: exists and is not a zarr store")
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"{store}: group '{group}' exists; pass overwrite=True to replace it")
-    staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(store)), prefix=".tmp-", suffix=".zarr")
+    staging = tempfile.mkdtemp(
+        dir=os.path.dirname(os.path.abspath(store)), prefix=".tmp-", suffix=".zarr"
+    )
     try:
         _write_groups(staging, layout)
         tag = uuid.uuid4().hex[:8]
@@ -110,7 +112,11 @@ def _write_groups(store: str, layout: Layout) -> None:
             if node.reduce is not None:
                 op, source = node.reduce
                 src = values[source]
-                value = src.sum(axis=(0, 1), dtype=node.value.dtype) if op == "sum" else src.max(axis=(0, 1)).astype(np.float64)
+                value = (
+                    src.sum(axis=(0, 1), dtype=node.value.dtype)
+                    if op == "sum"
+                    else src.max(axis=(0, 1)).astype(np.float64)
+                )
             if node.kind in ("text", "names"):
                 value = np.array(value if node.kind == "names" else str(value), dtype=str)
             ds[name] = xr.Variable(node.dims, value, attrs=dict(node.attrs))
@@ -118,7 +124,9 @@ def _write_groups(store: str, layout: Layout) -> None:
                 y_axis = node.dims.index("y")
                 band = max(value.chunks[y_axis])
                 # Spectra whose rows are over the budget keep their x-blocks (one-row scans too).
-                split_x = node.dims[:2] == ("y", "x") and value.ndim == 3 and len(value.chunks[1]) > 1
+                split_x = (
+                    node.dims[:2] == ("y", "x") and value.ndim == 3 and len(value.chunks[1]) > 1
+                )
                 x_block = max(value.chunks[1]) if split_x else None
                 # Uniform blocks: every block holds whole zarr chunks.
                 plan = {dim: -1 for dim in node.dims}
@@ -126,7 +134,11 @@ def _write_groups(store: str, layout: Layout) -> None:
                 if split_x:
                     plan["x"] = x_block
                 ds[name] = ds[name].chunk(plan)
-                encoding[name] = {"chunks": _zarr_chunks(value.shape, value.dtype.itemsize, y_axis, band, x_block)}
+                encoding[name] = {
+                    "chunks": zarr_storage_chunk(
+                        value.shape, value.dtype.itemsize, y_axis, band, x_block
+                    )
+                }
             elif isinstance(value, da.Array):
                 encoding[name] = {"chunks": value.shape or None}
                 ds[name] = ds[name].chunk(dict.fromkeys(node.dims, -1)) if node.dims else ds[name]
@@ -134,8 +146,20 @@ def _write_groups(store: str, layout: Layout) -> None:
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # compute=False: xarray creates the arrays (and writes numpy data); the dask data
             # is written below by our chunk writer, about 2.5x faster than zarr's own pipeline.
-            ds.to_zarr(store, group=gpath or None, mode="a", zarr_format=2, consolidated=False, compute=False, encoding=encoding)
-        lazy.extend((f"{gpath}/{name}" if gpath else name, var.data) for name, var in ds.data_vars.items() if isinstance(var.data, da.Array))
+            ds.to_zarr(
+                store,
+                group=gpath or None,
+                mode="a",
+                zarr_format=2,
+                consolidated=False,
+                compute=False,
+                encoding=encoding,
+            )
+        lazy.extend(
+            (f"{gpath}/{name}" if gpath else name, var.data)
+            for name, var in ds.data_vars.items()
+            if isinstance(var.data, da.Array)
+        )
     tasks = []
     for path, array in lazy:
         meta = _array_meta(store, path)
@@ -145,15 +169,27 @@ def _write_groups(store: str, layout: Layout) -> None:
         for index in np.ndindex(*array.numblocks):
             offset = tuple(int(e[i]) for e, i in zip(edges, index, strict=True))
             key = f"zarr-write-{dask.base.tokenize(store, path, offset, blocks[index].key)}"
-            tasks.append(dask.delayed(write_chunks, pure=True)(blocks[index], os.path.join(store, path), offset, meta, dask_key_name=key))
+            tasks.append(
+                dask.delayed(write_chunks, pure=True)(
+                    blocks[index], os.path.join(store, path), offset, meta, dask_key_name=key
+                )
+            )
     dask.compute(*tasks)
 
 
 def _aligned(array: da.Array, chunks: tuple[int, ...]) -> da.Array:
     """Rechunk so every dask block (but the last along an axis) holds whole zarr chunks."""
-    if not chunks or all(all(c % step == 0 for c in sizes[:-1]) for sizes, step in zip(array.chunks, chunks, strict=True)):
+    if not chunks or all(
+        all(c % step == 0 for c in sizes[:-1])
+        for sizes, step in zip(array.chunks, chunks, strict=True)
+    ):
         return array
-    return array.rechunk(tuple(step * max(1, sizes[0] // step) for sizes, step in zip(array.chunks, chunks, strict=True)))
+    return array.rechunk(
+        tuple(
+            step * max(1, sizes[0] // step)
+            for sizes, step in zip(array.chunks, chunks, strict=True)
+        )
+    )
 
 
 def _array_meta(store: str, path: str) -> dict:
@@ -197,19 +233,3 @@ def write_chunks(block: np.ndarray, folder: str, offset: tuple[int, ...], meta: 
             f.write(payload)
         written += len(payload)
     return written
-
-
-def _zarr_chunks(shape: tuple[int, ...], itemsize: int, y_axis: int, band: int, x_block: int | None = None) -> tuple[int, ...]:
-    """Zarr chunk: rows dividing the dask band (or columns dividing the x-block), about 4 MiB."""
-    chunks = [max(1, n) for n in shape]
-    if x_block is not None:  # one row, split along x
-        per_x = itemsize * int(np.prod(shape[2:], dtype=np.int64))
-        cols = max(1, min(x_block, _CHUNK_TARGET // max(1, per_x)))
-        chunks[y_axis] = 1
-        chunks[1] = next(c for c in range(cols, 0, -1) if x_block % c == 0)
-        return tuple(chunks)
-    row_bytes = itemsize * int(np.prod([n for i, n in enumerate(shape) if i != y_axis], dtype=np.int64))
-    chunks[y_axis] = next((r for r in range(band, 0, -1) if band % r == 0 and r * row_bytes <= _CHUNK_TARGET), 1)
-    return tuple(chunks)
-
-

@@ -1,0 +1,175 @@
+"""Direct chunk reads (decompression in the tasks) give exactly h5py's own reads."""
+
+import zlib
+
+import dask
+import h5py
+import numpy as np
+import pytest
+
+from xrfdask.errors import FormatError
+from xrfdask.io.h5layout import h5chunks, open_h5
+from xrfdask.io.h5layout.stores import H5Reader
+
+
+def _spectra(shape, seed=0, dtype=np.uint32):
+    return np.random.default_rng(seed).poisson(3, shape).astype(dtype)
+
+
+def _write(path, data, **options):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw/channel00/spectra", data=data, **options)
+    return path
+
+
+def _read_all(path, chunks):
+    with H5Reader(path) as reader:
+        array = reader.lazy("raw/channel00/spectra", chunks)
+        layout = h5chunks.direct_layout(reader._dataset("raw/channel00/spectra"))
+    with dask.config.set(scheduler="threads", num_workers=2):
+        return array.compute(), layout
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compression": "gzip", "compression_opts": 4},  # xrf_proc's converters: automatic chunks
+        {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": (3, 5, 16)},
+        {"compression": "gzip", "shuffle": True, "chunks": (4, 4, 64)},
+        {"chunks": (7, 3, 20)},  # chunked, no filter
+    ],
+    ids=["gzip-auto", "gzip-shuffle", "gzip-shuffle-2", "no-filter"],
+)
+def test_direct_reads_equal_h5py(tmp_path, options):
+    data = _spectra((23, 17, 64))  # irregular edge chunks along every axis
+    path = _write(tmp_path / "m.h5", data, **options)
+    chunks = ((5, 9, 9), (17,), (64,))  # bands that do not align with the stored chunks
+    got, layout = _read_all(path, chunks)
+    assert layout is not None  # the direct path was taken
+    with h5py.File(path) as f:
+        expected = f["raw/channel00/spectra"][()]
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [">u4", "<i2", "<f4", ">f8", "u1"])
+def test_direct_reads_keep_the_stored_dtype(tmp_path, dtype):
+    data = _spectra((9, 6, 32), dtype=np.dtype(dtype))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", shuffle=True, chunks=(2, 4, 8))
+    got, layout = _read_all(path, ((9,), (6,), (32,)))
+    assert layout is not None
+    with h5py.File(path) as f:
+        expected = f["raw/channel00/spectra"][()]
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_unallocated_chunks_read_as_the_fill_value(tmp_path):
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset(
+            "raw/channel00/spectra",
+            shape=(10, 8, 32),
+            dtype="u4",
+            chunks=(4, 4, 16),
+            compression="gzip",
+            fillvalue=7,
+        )
+        d[0:4, 0:4] = 1  # one column of chunks written; the rest never allocated
+        d[9, 7, 31] = 3
+        expected = d[()]
+        assert d.id.get_num_chunks() < 3 * 2 * 2
+    got, layout = _read_all(path, ((3, 7), (8,), (32,)))
+    assert layout is not None and layout.fill == 7
+    np.testing.assert_array_equal(got, expected)
+    assert (got == 7).sum() > 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"compression": "lzf", "chunks": (4, 4, 16)},
+        {"compression": "gzip", "fletcher32": True, "chunks": (4, 4, 16)},
+    ],
+    ids=["contiguous", "lzf", "fletcher32"],
+)
+def test_other_layouts_read_through_h5py(tmp_path, options):
+    data = _spectra((10, 8, 32))
+    path = _write(tmp_path / "m.h5", data, **options)
+    got, layout = _read_all(path, ((6, 4), (8,), (32,)))
+    assert layout is None
+    np.testing.assert_array_equal(got, data)
+
+
+def test_spectra_of_every_detector_and_the_fit_channel_range(tmp_path):
+    a, b = _spectra((13, 10, 300), 1), _spectra((13, 10, 300), 2)
+    path = tmp_path / "two.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw/channel00/spectra", data=a, compression="gzip", compression_opts=4)
+        f.create_dataset(
+            "raw/channel01/spectra", data=b, compression="gzip", chunks=(3, 10, 64), shuffle=True
+        )
+    with dask.config.set({"xrfdask.chunk-size": "40KiB"}):
+        ds = open_h5(path)
+    spectra = ds.spectra.data
+    assert len(spectra.chunks[0]) > 1
+    np.testing.assert_array_equal(spectra.compute(), np.stack([a, b], axis=2))
+    from xrfdask.io import fastpaths
+
+    blocks = fastpaths.channel_blocks(spectra, 70, 200, np.float32)
+    rows = np.cumsum((0,) + spectra.chunks[0])
+    for (i, _), task in blocks.items():
+        got = task[0](*task[1:])
+        want = (
+            np.stack([a, b])[:, rows[i] : rows[i + 1], :, 70:200]
+            .reshape(2, -1, 130)
+            .astype(np.float32)
+        )
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_fit_range_decompresses_only_its_chunks(tmp_path, monkeypatch):
+    data = _spectra((6, 4, 512))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(6, 4, 64))
+    ds = open_h5(path)
+    calls = []
+    real = h5chunks.inflate
+    monkeypatch.setattr(
+        h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size)
+    )
+    from xrfdask.io import fastpaths
+
+    (task,) = fastpaths.channel_blocks(ds.spectra.data, 100, 250, np.float64).values()
+    got = task[0](*task[1:])
+    np.testing.assert_array_equal(got[0], data[:, :, 100:250].reshape(24, 150))
+    assert len(calls) == 3  # channels 64-127, 128-191, 192-255 of 8 stored chunks
+
+
+def test_fast_sum_equals_numpy(tmp_path):
+    data = _spectra((23, 17, 64))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(4, 5, 16))
+    with dask.config.set({"xrfdask.chunk-size": "30KiB"}):
+        ds = open_h5(path)
+    from xrfdask.io import fastpaths
+
+    total = fastpaths.sum_spectrum(ds.spectra.data)
+    np.testing.assert_array_equal(total.compute(), data.sum(axis=(0, 1), dtype=np.float64)[None])
+    assert fastpaths.sum_spectrum(ds.spectra.data[1:]) is None  # not the reader's own array
+
+
+def test_inflate_fallback_and_corrupt_chunks(tmp_path, monkeypatch):
+    raw = np.arange(1000, dtype=np.uint32).tobytes()
+    packed = zlib.compress(raw, 4)
+    assert h5chunks.inflate(packed, len(raw)) == raw
+    monkeypatch.setattr(h5chunks, "_deflate", None)  # without libdeflate: the standard zlib
+    assert h5chunks.inflate(packed, len(raw)) == raw
+    data = _spectra((4, 4, 16))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(4, 4, 16))
+    with h5py.File(path, "r+") as f:
+        f["raw/channel00/spectra"].id.write_direct_chunk((0, 0, 0), b"not a zlib stream")
+    with pytest.raises(
+        FormatError, match="m.h5: dataset 'raw/channel00/spectra': corrupt gzip chunk"
+    ):
+        open_h5(path).spectra.compute()
