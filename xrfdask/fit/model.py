@@ -84,7 +84,7 @@ class LinearModel:
 
     @functools.cached_property
     def state_matrix(self) -> np.ndarray:
-        """(free, channels) float64 ``(U / w).T``: a spectrum's refit state is ``this @ y``."""
+        """(free, channels) float64 ``(U / w).T``, which takes a spectrum to its refit state."""
         u = self.svd[0] if self.weights is None else self.svd[0] / self.weights
         return np.ascontiguousarray(u.T, dtype=np.float64)
 
