@@ -137,7 +137,7 @@ def main() -> None:
                         )
     t = args.threads
     for load in (False, True):
-        label = "with 1 busy process" if load else "idle machine       "
+        label = "with 1 busy process" if load else "no busy process    "
         held, alone = rows[load, True, t], rows[load, False, t]
         one = rows[load, True, 1]
         print(
