@@ -165,7 +165,7 @@ from xrfdask.fit.background import subtract_background
 from xrfdask.fit.model import build_model
 from xrfdask.fit.project import project
 from xrfdask.fit.refit import candidates
-from xrfdask.fit.solvers import trimmed
+from xrfdask.fit.engines.blocks import trimmed
 from xrfdask.io.geopixe.reader import block_specs, read_block_channels
 dask.config.set(scheduler="synchronous")
 ds = xd.open_geopixe(r"{src}", chunks={rows})

@@ -8,9 +8,11 @@ from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
 import xrfdask as xd
 from xrfdask.datasets import ELEMENTS, example_dataset
+from xrfdask.fit.engines.blocks import trimmed
+from xrfdask.fit.engines.linear import solve_linear
+from xrfdask.fit.engines.pymca import solve_pymca
 from xrfdask.fit.model import build_model
 from xrfdask.fit.refit import RefitStep, refit_log, replay
-from xrfdask.fit.solvers import solve_linear, solve_pymca, trimmed
 
 # Absent elements whose lines overlap real ones: many negative areas, several refit steps.
 ABSENT = ["Cr", "Co", "Se", "Br", "Rb", "Ga"]
@@ -30,7 +32,14 @@ def config(crop):
 def pymca_whole_map(cube, config, weight):
     fast = FastXRFLinearFit()
     fast.setFitConfiguration(copy.deepcopy(config))
-    out = fast.fitMultipleSpectra(x=np.arange(cube.shape[-1]), y=cube, ysum=cube.sum((0, 1), dtype=float), weight=weight, refit=True, save=False)
+    out = fast.fitMultipleSpectra(
+        x=np.arange(cube.shape[-1]),
+        y=cube,
+        ysum=cube.sum((0, 1), dtype=float),
+        weight=weight,
+        refit=True,
+        save=False,
+    )
     return out["parameters"], out["uncertainties"]
 
 
@@ -46,14 +55,20 @@ def chunked(cube, model, solve, nbands):
         xs.append(x)
         ss.append(sigma)
     shape = (ny, nx, model.n_free)
-    return np.concatenate(xs).reshape(shape).transpose(2, 0, 1), np.concatenate(ss).reshape(shape).transpose(2, 0, 1), steps
+    return (
+        np.concatenate(xs).reshape(shape).transpose(2, 0, 1),
+        np.concatenate(ss).reshape(shape).transpose(2, 0, 1),
+        steps,
+    )
 
 
 @pytest.mark.parametrize("weight", [0, 1, 2])
 def test_equal_to_pymca_refitting_the_whole_map(crop, config, weight):
     _, cube = crop
     params, errors = pymca_whole_map(cube, config, weight)
-    model = build_model(config, cube.sum((0, 1), dtype=float), npixels=cube.shape[0] * cube.shape[1], weight=weight)
+    model = build_model(
+        config, cube.sum((0, 1), dtype=float), npixels=cube.shape[0] * cube.shape[1], weight=weight
+    )
     for nbands in (1, 5, 24):
         x, sigma, steps = chunked(cube, model, solve_pymca, nbands)
         assert len(steps) >= 2, steps  # the case exercises several refit iterations
@@ -64,7 +79,9 @@ def test_equal_to_pymca_refitting_the_whole_map(crop, config, weight):
 
 def test_linear_engine_takes_the_same_refit_decisions(crop, config):
     _, cube = crop
-    model = build_model(config, cube.sum((0, 1), dtype=float), npixels=cube.shape[0] * cube.shape[1])
+    model = build_model(
+        config, cube.sum((0, 1), dtype=float), npixels=cube.shape[0] * cube.shape[1]
+    )
     x_p, _, steps_p = chunked(cube, model, solve_pymca, 3)
     x_l, _, steps_l = chunked(cube, model, solve_linear, 8)
     assert steps_l == steps_p

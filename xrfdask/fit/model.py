@@ -16,20 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-__all__ = ["LinearModel", "build_model", "line_label"]
+from xrfdask.errors import ConfigError
+from xrfdask.fit.blas import one_blas_thread
+from xrfdask.fit.pymcalib import PYMCA_LOCK, config_key, fast_fit, line_label
 
-_SCATTER_NAMES = {"Scatter Peak": "Rayl", "Scatter Compton": "Compt"}
-
-
-def line_label(name: str) -> str:
-    """PyMca parameter name -> the layout's line name (``Scatter Peak000`` -> ``Rayl``)."""
-    for prefix, short in _SCATTER_NAMES.items():
-        if name.startswith(prefix):
-            index = name[len(prefix) :]
-            return short if index == "000" else f"{short}{index}"
-    return name
+__all__ = ["LinearModel", "build_model", "check_with_pymca", "line_label"]
 
 
 @dataclass(eq=False)
@@ -92,7 +84,7 @@ class LinearModel:
 
     @functools.cached_property
     def state_matrix(self) -> np.ndarray:
-        """(free, channels) float64 ``(U / w).T``: a spectrum's refit state is ``state_matrix @ y``."""
+        """(free, channels) float64 ``(U / w).T``, which takes a spectrum to its refit state."""
         u = self.svd[0] if self.weights is None else self.svd[0] / self.weights
         return np.ascontiguousarray(u.T, dtype=np.float64)
 
@@ -124,20 +116,27 @@ class LinearModel:
     @property
     def lstsq_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of PyMca's ``lstsq`` as ``fitMultipleSpectra`` sets them."""
-        return {"svd": self.weight_policy != 2, "sigma_b": self.sigma_b, "weight": self.lstsq_weight}
+        return {
+            "svd": self.weight_policy != 2,
+            "sigma_b": self.sigma_b,
+            "weight": self.lstsq_weight,
+        }
+
+
+_UINT16 = np.dtype(np.uint16)  # the default data dtype (GeoPIXE counts)
 
 
 # The model's linear algebra is small (channels x tens of parameters): BLAS threads do not speed
 # it up, and after a call they spin for a while on the cores dask's workers need next (measured:
 # +0.1 s of CPU per fit, 2 threads at 1.69x one instead of 1.76x).
-@threadpool_limits.wrap(limits=1, user_api="blas")
+@one_blas_thread()
 def build_model(
     config: dict,
     sum_spectrum: np.ndarray,
     *,
     npixels: int,
     weight: int | None = None,
-    data_dtype: np.dtype = np.dtype(np.uint16),
+    data_dtype: np.dtype = _UINT16,
     detector: Any = 0,
 ) -> LinearModel:
     """Configure PyMca on the global sum spectrum and extract the linear model.
@@ -161,15 +160,13 @@ def build_model(
     -------
     LinearModel
     """
-    from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
-
-    from xrfdask.fit.solvers import PYMCA_LOCK, config_key
+    from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit  # on first use: heavy
 
     nchan = sum_spectrum.shape[0]
     x = np.arange(nchan, dtype=np.float64)
     yref = np.asarray(sum_spectrum, dtype=np.float64)
     with PYMCA_LOCK:  # PyMca's configuration touches module-level tables
-        fast, used, lstsq_weight, policy = _configured(config_key(config), weight, npixels)
+        fast, used, lstsq_weight, policy = fast_fit(config_key(config), weight, npixels)
         fast._mcaTheory.setData(x=x, y=yref, xmin=used["fit"]["xmin"], xmax=used["fit"]["xmax"])
         derivatives, free_names, _, n_free_bkg = fast._fitCreateModel(dtype=np.float64)
         anchors = fast._fitBkgAnchorList(config=used)
@@ -210,34 +207,14 @@ def build_model(
 
 def check_with_pymca(config: dict, *, weight: int | None, npixels: int) -> None:
     """Configure PyMca now (cached for the fit): what it rejects becomes a :class:`ConfigError`."""
-    from xrfdask.errors import ConfigError
-    from xrfdask.fit.solvers import PYMCA_LOCK, config_key
-
     try:
         with PYMCA_LOCK:
-            _configured(config_key(config), weight, npixels)
+            fast_fit(config_key(config), weight, npixels)
     except Exception as exc:  # noqa: BLE001 - PyMca raises KeyError, ValueError... on bad entries
         raise ConfigError(
-            f"PyMca rejects the configuration ({type(exc).__name__}: {exc}); check the attenuators, "
-            "multilayer and materials sections"
+            f"PyMca rejects the configuration ({type(exc).__name__}: {exc}); check the "
+            "attenuators, multilayer and materials sections"
         ) from None
-
-
-@functools.lru_cache(maxsize=8)
-def _configured(key: str, weight: int | None, npixels: int):
-    """A configured ``FastXRFLinearFit`` per configuration and weighting, in this process.
-
-    Configuring PyMca (escape ratios, fluorescence rates) is most of the set-up time; the
-    detectors of a map, and later fits with the same settings, share it.
-    """
-    import json
-
-    from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
-
-    fast = FastXRFLinearFit()
-    fast.setFitConfiguration(json.loads(key))
-    _, used, lstsq_weight, policy, _, _ = fast._fitConfigure(weight=weight, nSpectra=npixels)
-    return fast, used, lstsq_weight, policy
 
 
 def pymca_weights(w: np.ndarray) -> np.ndarray:

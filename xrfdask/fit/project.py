@@ -8,8 +8,8 @@ but it is avoided here on purpose:
   and a result must not depend on the chunking;
 - BLAS starts its own threads, which fight dask's worker threads (measured on 2 cores: two
   threaded-scheduler workers ran the linear fit at 0.86-0.98x one worker, and at 1.7x with BLAS
-  held to one thread). Limiting BLAS per task does not work: OpenBLAS's pool is process-wide,
-  and threadpoolctl lets only one thread at a time set it, so concurrent tasks cannot.
+  held to one thread). The engines that must call BLAS (PyMca's ``lstsq``) hold it to one
+  thread while any task runs (:mod:`xrfdask.fit.blas`); this one needs no BLAS at all.
 
 This loop, four pixels per pass over the matrix, is faster than single-threaded BLAS for these
 shapes (tens of rows, ~2000 channels, measured 19 vs 43-75 ms per 10,000 spectra) and releases
