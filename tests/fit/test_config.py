@@ -13,7 +13,7 @@ from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
 from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
 from xrfdask.datasets import ELEMENTS, example_dataset, example_truth
-from xrfdask.errors import ConfigError
+from xrfdask.errors import ConfigError, XrfdaskWarning
 from xrfdask.fit.config import (
     config_from_text,
     config_to_text,
@@ -207,27 +207,14 @@ def _no_flagged_energy(cfg):
 
 BAD_CASES = [
     # (id, edit, method, key in the message)
-    ("xmin-fraction", _set("fit", "xmin", 10.5), "linear", "fit.xmin"),
     ("xmin-string", _set("fit", "xmin", "ten"), "linear", "fit.xmin"),
-    ("xmin-negative", _set("fit", "xmin", -5), "linear", "fit.xmin"),
     ("xmin-above-xmax", _set("fit", "xmin", 2000), "linear", "fit.xmin"),
-    ("xmax-beyond-spectrum", _set("fit", "xmax", 5000), "linear", "fit.xmax"),
-    ("xmax-is-nchan", _set("fit", "xmax", NCHAN), "pymca", "fit.xmax"),
     ("xmax-bool", _set("fit", "xmax", True), "linear", "fit.xmax"),
-    ("snipwidth-fraction", _set("fit", "snipwidth", 2.5), "linear", "fit.snipwidth"),
-    ("snipwidth-zero", _set("fit", "snipwidth", 0), "linear", "fit.snipwidth"),
     ("stripfilterwidth-string", _set("fit", "stripfilterwidth", "x"), "full",
      "fit.stripfilterwidth"),
-    ("stripflag-2", _set("fit", "stripflag", 2), "full", "fit.stripflag"),
-    ("escapeflag-string", _set("fit", "escapeflag", "yes"), "full", "fit.escapeflag"),
-    ("hypermetflag", _set("fit", "hypermetflag", 99), "full", "fit.hypermetflag"),
-    ("fitweight-3", _set("fit", "fitweight", 3), "full", "fit.fitweight"),
-    ("energy-none", _set("fit", "energy", None), "full", "fit.energy"),
-    ("energy-string", _set("fit", "energy", "Mo"), "full", "fit.energy"),
     ("energy-negative", _set("fit", "energy", -17.4), "full", "fit.energy"),
     ("energy-zero", _set("fit", "energy", 0.0), "full", "fit.energy"),
     ("energy-none-in-list", _set("fit", "energy", [None, None]), "full", "fit.energy"),
-    ("energy-not-flagged", _no_flagged_energy, "full", "fit.energy"),
     ("energyweight-short", lambda c: c["fit"].update(energy=[17.4, 19.6], energyweight=[1.0]),
      "full", "fit.energyweight"),
     ("two-energies-no-matrix", _two_energies, "full", "attenuators.Matrix"),
@@ -236,16 +223,11 @@ BAD_CASES = [
     ("zero-list", _set("detector", "zero", [0.0]), "full", "detector.zero"),
     ("noise-none", _set("detector", "noise", None), "full", "detector.noise"),
     ("fano-string", _set("detector", "fano", "0.1"), "full", "detector.fano"),
-    ("fixedgain-3", _set("detector", "fixedgain", 3), "full", "detector.fixedgain"),
     ("detele-unknown", _set("detector", "detele", "Xx"), "full", "detector.detele"),
-    ("no-peaks", lambda c: c.update(peaks={}), "full", "peaks"),
     ("unknown-element", _set("peaks", "Xx", "K"), "full", "peaks.Xx"),
     ("unknown-shell", _set("peaks", "Fe", "Q"), "full", "peaks.Fe"),
     ("shell-pymca-lacks", _set("peaks", "Fe", "M"), "full", "peaks.Fe"),
-    ("overlapping-shells", _set("peaks", "Fe", ["K", "Ka"]), "full", "peaks.Fe"),
     ("shell-not-string", _set("peaks", "Fe", 3), "full", "peaks.Fe"),
-    ("not-excited", _set("peaks", "Pb", "K"), "full", "peaks.Pb"),
-    ("lines-outside-range", lambda c: c["fit"].update(xmin=1000, xmax=2000), "full", "peaks.Fe"),
     ("strip-not-snip-linear", lambda c: c["fit"].update(stripflag=1, stripalgorithm=0), "linear",
      "fit.stripalgorithm"),
     ("strip-not-snip-pymca", lambda c: c["fit"].update(stripflag=1, stripalgorithm=0), "pymca",
@@ -262,6 +244,38 @@ BAD_CASES = [
      lambda c: c.setdefault("attenuators", {}).update(Matrix=[0, "-", 0.0, 0.0, "a", 45.0]),
      "full", "attenuators.Matrix"),
     ("section-not-dict", lambda c: c.update(fit=[1, 2]), "full", "fit"),
+    ("nothing-to-fit", lambda c: c.update(peaks={}) or c["fit"].update(scatterflag=0), "full",
+     "peaks"),
+    ("exp-continuum-linear", lambda c: c["fit"].update(continuum=5, stripflag=0), "linear",
+     "fit.continuum"),
+    ("exp-continuum-pymca", lambda c: c["fit"].update(continuum=5, stripflag=0), "pymca",
+     "fit.continuum"),
+]  # fmt: skip
+
+# What PyMca fits although it is questionable: a warning naming the key, then PyMca's fit.
+WARN_CASES = [
+    ("xmin-fraction", _set("fit", "xmin", 10.5), "linear", "fit.xmin"),
+    ("xmin-negative", _set("fit", "xmin", -5), "linear", "fit.xmin"),
+    ("xmax-beyond-spectrum", _set("fit", "xmax", 5000), "linear", "fit.xmax"),
+    ("xmax-is-nchan", _set("fit", "xmax", NCHAN), "pymca", "fit.xmax"),
+    ("snipwidth-fraction", _set("fit", "snipwidth", 2.5), "linear", "fit.snipwidth"),
+    ("snipwidth-zero", _set("fit", "snipwidth", 0), "linear", "fit.snipwidth"),
+    ("stripflag-2", _set("fit", "stripflag", 2), "full", "fit.stripflag"),
+    ("escapeflag-string", _set("fit", "escapeflag", "yes"), "full", "fit.escapeflag"),
+    ("hypermetflag", _set("fit", "hypermetflag", 99), "full", "fit.hypermetflag"),
+    ("fitweight-3", _set("fit", "fitweight", 3), "full", "fit.fitweight"),
+    ("energy-none", _set("fit", "energy", None), "full", "fit.energy"),
+    ("energy-string", _set("fit", "energy", "Mo"), "full", "fit.energy"),
+    ("energy-not-flagged", _no_flagged_energy, "full", "fit.energy"),
+    ("fixedgain-3", _set("detector", "fixedgain", 3), "full", "detector.fixedgain"),
+    ("no-peaks", lambda c: c.update(peaks={}), "full", "peaks"),
+    ("overlapping-shells", _set("peaks", "Fe", ["K", "Ka"]), "full", "peaks.Fe"),
+    ("not-excited", _set("peaks", "Pb", "K"), "full", "peaks.Pb"),
+    ("lines-outside-range", lambda c: c["fit"].update(xmin=1000, xmax=2000), "full", "peaks.Fe"),
+    ("noise-negative", _set("detector", "noise", -0.1), "full", "detector.noise"),
+    ("energyweight-zero", lambda c: c["fit"].update(energy=[17.44], energyweight=[0.0],
+     energyflag=[1], energyscatter=[1]), "full", "fit.energyweight"),
+    ("nothing-excited-Zr", lambda c: c["peaks"].update(Zr="K"), "linear", "peaks.Zr"),
 ]  # fmt: skip
 
 
@@ -278,11 +292,51 @@ def test_validate_errors_name_the_key(edit, method, key):
     assert "\n" not in message
 
 
+def pymca_parameters(config: dict) -> tuple[list[str], np.ndarray]:
+    """PyMca's fast fit of a small random map with ``config`` as PyMca reads it."""
+    y = np.random.default_rng(1).poisson(30.0, size=(2, 3, NCHAN)).astype(np.float64)
+    fast = FastXRFLinearFit()
+    fast.setFitConfiguration(copy.deepcopy(config))
+    out = fast.fitMultipleSpectra(y=y, save=False, weight=0, refit=False)
+    return list(out.labels("parameters")), np.asarray(out["parameters"])
+
+
+@pytest.mark.parametrize(
+    "edit, method, key", [c[1:] for c in WARN_CASES], ids=[c[0] for c in WARN_CASES]
+)
+def test_validate_warns_where_pymca_fits_anyway(edit, method, key):
+    """PyMca fits these (checked here): xrfdask warns naming the key, and its normalised
+    configuration makes PyMca fit exactly as the configuration as given does."""
+    cfg = valid_config()
+    edit(cfg)
+    with pytest.warns(XrfdaskWarning) as record:
+        out = validate_config(cfg, nchan=NCHAN, method=method)
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith(f"{key}: ") and "PyMca" in m for m in messages), messages
+    assert all("\n" not in m for m in messages)
+    labels, params = pymca_parameters(load_config(cfg))
+    ours, again = pymca_parameters(out)
+    assert ours == labels
+    np.testing.assert_allclose(again, params, rtol=1e-9, atol=1e-9)
+
+
+def test_validate_zr_k_under_mo_k_alpha_is_a_radiative_rate_group():
+    """Zr K (edge 17.998 keV) under 17.479 keV: PyMca fits it with the radiative-rate ratios."""
+    cfg = valid_config()
+    cfg["fit"]["energy"] = 17.479
+    cfg["peaks"] = {"Fe": "K", "Zr": "K"}
+    with pytest.warns(XrfdaskWarning, match=r"^peaks\.Zr: Zr K cannot be excited.*'Zr K' area"):
+        out = validate_config(cfg, nchan=NCHAN, method="linear")
+    assert out["peaks"] == {"Fe": "K", "Zr": "K"}
+    assert "Zr K" in pymca_parameters(out)[0]
+
+
 def test_validate_spectra_shorter_than_the_range():
-    # The same configuration is fine for 4096 channels and refused for 1024.
+    # The same configuration is fine for 4096 channels; for 1024, PyMca fits up to the last one.
     validate_config(valid_config(), nchan=NCHAN, method="linear")
-    with pytest.raises(ConfigError, match=r"^fit\.xmax: .*1024 channels"):
-        validate_config(valid_config(), nchan=1024, method="linear")
+    with pytest.warns(XrfdaskWarning, match=r"^fit\.xmax: .*1024 channels.*last channel"):
+        out = validate_config(valid_config(), nchan=1024, method="linear")
+    assert out["fit"]["xmax"] == 1023
 
 
 def test_validate_method_specific_options_are_fine_elsewhere():
