@@ -152,7 +152,8 @@ def example_dataset(
         numpy-backed: ``spectra`` (y, x, detector, channel) uint16 with 4096 channels of 10 eV,
         ``deadtime`` (y, x, detector) float32 percent, coordinates ``y``, ``x`` (mm, pixel
         centres), ``detector``, ``channel``, ``energy`` (keV) and attrs ``geopixe_header``,
-        ``dwell_ms``, ``tube_element``, ``tube_kv``, as :func:`xrfdask.open_geopixe` returns.
+        ``dwell_ms``, ``tube_element``, ``tube_kv`` and the other instrument attributes
+        (:mod:`xrfdask.instrument`), as :func:`xrfdask.open_geopixe` returns.
 
     Raises
     ------
@@ -188,12 +189,16 @@ def example_dataset(
             {"long_name": "detector deadtime", "units": "percent"},
         ),
     }
+    from xrfdask.io.geopixe.reader import instrument_attrs  # keeps `import xrfdask.datasets` light
+
+    header = _header(model, pixel_mm)
     attrs = {
-        "geopixe_header": _header(model, pixel_mm),
+        "geopixe_header": header,
         "dwell_ms": float(dwell_ms),
         "tube_element": _TUBE,
         "tube_kv": _KV,
     }
+    attrs.update(instrument_attrs(header, n_detectors))  # as open_geopixe gives them
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

@@ -21,6 +21,7 @@ from xrfdask.fit.config import (
     make_fit_config,
     validate_config,
 )
+from xrfdask.instrument import INSTRUMENT_ATTRS
 
 NCHAN = 4096
 SHAPE = (6, 8)
@@ -58,8 +59,9 @@ def valid_config() -> dict:
 def no_tube(ds):
     """The map as an h5 source would give it: no tube attributes, no GeoPIXE header."""
     out = ds.copy()
-    dropped = ("tube_element", "tube_kv", "geopixe_header")
-    out.attrs = {k: v for k, v in ds.attrs.items() if k not in dropped}
+    out.attrs = {
+        k: v for k, v in ds.attrs.items() if k not in INSTRUMENT_ATTRS and k != "geopixe_header"
+    }
     return out
 
 
@@ -444,6 +446,24 @@ def test_make_config_for_the_mo_tube_map(cfg, ds):
     assert window[:2] == [1, "Be1"] and window[2:4] == pytest.approx([1.848, 12.5e-4], rel=0.01)
     for method in ("linear", "pymca", "full"):
         assert validate_config(cfg, nchan=NCHAN, method=method) == cfg
+
+
+def test_make_config_reads_the_instrument_attributes_only(ds, cfg):
+    """The readers' format-neutral attributes, not a format's header, describe the instrument."""
+    assert ds.attrs["detector_crystal"] == ["Si", "Si"]
+    assert ds.attrs["detector_crystal_thickness_mm"] == [0.45, 0.45]
+    assert ds.attrs["detector_window"] == ["Be", "Be"]
+    assert ds.attrs["scatter_angle_deg"] == 90.0
+    neutral = ds.copy()
+    neutral.attrs = {k: v for k, v in ds.attrs.items() if k != "geopixe_header"}
+    assert make_fit_config(neutral, list(ELEMENTS)) == cfg
+    thicker = ds.copy()
+    thicker.attrs = dict(ds.attrs, detector_window_thickness_um=[25.0, 50.0])
+    windows = [
+        make_fit_config(thicker, ["Fe"], detector=d)["attenuators"]["window"] for d in (0, 1)
+    ]
+    assert windows[0][3] == pytest.approx(25e-4) and windows[1][3] == pytest.approx(50e-4)
+    json.dumps({k: ds.attrs[k] for k in INSTRUMENT_ATTRS if k in ds.attrs})  # serialisable
 
 
 def test_make_config_reads_no_spectra(ds):

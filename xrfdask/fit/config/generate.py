@@ -7,7 +7,6 @@ attributes. Only coordinates and attributes are read, never the spectra.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import xraylib
 from xrfdask.errors import ConfigError
 from xrfdask.fit.config.text import _merge, _plain, pymca_defaults
 from xrfdask.fit.config.validate import _as_float, _as_int, _is_number, validate_config
+from xrfdask.instrument import detector_value, map_value
 from xrfdask.physics import SHELLS, edge_energy, element_symbol, fwhm, group_lines, pymca_shells
 
 __all__ = ["make_fit_config"]
@@ -62,26 +62,6 @@ def _calibration(ds: Any, detector: Mapping[str, Any], label: Any) -> tuple[floa
         raise ConfigError(f"energy: does not increase with channel (gain {gain:g} keV/channel)")
     # Round off the least-squares noise (8e-16 keV for an exact 0) so the .cfg text stays clean.
     return round(float(zero), 9), float(f"{gain:.12g}")
-
-
-def _header(ds: Any) -> dict[str, Any]:
-    header = ds.attrs.get("geopixe_header")
-    if isinstance(header, bytes):
-        header = header.decode("utf-8", "replace")
-    if isinstance(header, str):
-        try:
-            header = json.loads(header)
-        except ValueError:
-            return {}
-    return header if isinstance(header, dict) else {}
-
-
-def _header_number(block: Mapping[str, Any], name: str) -> float | None:
-    # Header keys carry units ("Scat (°)"): match on the name before the unit.
-    for key, value in block.items():
-        if str(key).split(" (")[0].strip() == name and _is_number(value):
-            return float(value)
-    return None
 
 
 def _tube_lines(element: Any, kv: float | None) -> list[tuple[float, float]]:
@@ -233,41 +213,25 @@ def _matrix_entry(
     )
 
 
-def _detector_attenuators(block: Mapping[str, Any]) -> tuple[dict[str, list[Any]], str | None]:
-    """Crystal, dead layer and Be window from a GeoPIXE ``Detector`` block (efficiency)."""
+def _detector_attenuators(attrs: Mapping[str, Any], position: int) -> tuple[dict, str | None]:
+    """Crystal, dead layer and window of the detector at ``position`` (its efficiency), from the
+    map's instrument attributes (:mod:`xrfdask.instrument`)."""
     out: dict[str, list[Any]] = {}
-    z = _header_number(block, "Elt")
-    detele = None
-    if z is not None and 1 <= z <= 98:
-        detele = xraylib.AtomicNumberToSymbol(int(z))
-        rho = xraylib.ElementDensity(int(z))
-        thick_mm = _header_number(block, "Thick")
+    crystal = element_symbol(detector_value(attrs, "detector_crystal", position))
+    if crystal is not None:
+        rho = xraylib.ElementDensity(xraylib.SymbolToAtomicNumber(crystal))
+        thick_mm = detector_value(attrs, "detector_crystal_thickness_mm", position)
         if thick_mm:
-            out["Detector"] = [1, f"{detele}1", rho, thick_mm / 10.0, 1.0]
-        dead_um = _header_number(block, "DLThick")
+            out["Detector"] = [1, f"{crystal}1", rho, thick_mm / 10.0, 1.0]
+        dead_um = detector_value(attrs, "detector_dead_layer_um", position)
         if dead_um:
-            out["deadlayer"] = [1, f"{detele}1", rho, dead_um * 1e-4, 1.0]
-    window_um = _header_number(block, "WThick")
-    if _header_number(block, "Win") == 1 and window_um:  # 1: beryllium
-        out["window"] = [1, "Be1", xraylib.ElementDensity(4), window_um * 1e-4, 1.0]
-    return out, detele
-
-
-def _detector_block(ds: Any, header: dict[str, Any], detector: Any) -> Mapping[str, Any]:
-    blocks = header.get("Detector")
-    if isinstance(blocks, Mapping):
-        blocks = [blocks]
-    if not isinstance(blocks, list) or not blocks:
-        return {}
-    if detector is None:
-        return blocks[0] if isinstance(blocks[0], Mapping) else {}
-    for block in blocks:
-        if isinstance(block, Mapping) and block.get("Idx") == detector:
-            return block
-    labels = list(ds["detector"].values) if "detector" in ds.coords else []
-    if detector in labels and labels.index(detector) < len(blocks):
-        return blocks[labels.index(detector)]
-    return {}
+            out["deadlayer"] = [1, f"{crystal}1", rho, dead_um * 1e-4, 1.0]
+    window = element_symbol(detector_value(attrs, "detector_window", position))
+    window_um = detector_value(attrs, "detector_window_thickness_um", position)
+    if window is not None and window_um:
+        rho = xraylib.ElementDensity(xraylib.SymbolToAtomicNumber(window))
+        out["window"] = [1, f"{window}1", rho, window_um * 1e-4, 1.0]
+    return out, crystal
 
 
 def make_fit_config(
@@ -293,16 +257,17 @@ def make_fit_config(
     Parameters
     ----------
     ds : xarray.Dataset
-        A raw map (``channel`` dimension, ``energy`` coordinate in keV; GeoPIXE maps also have
-        ``tube_element``, ``tube_kv`` and ``geopixe_header`` attributes).
+        A raw map (``channel`` dimension, ``energy`` coordinate in keV), with the instrument
+        attributes its reader filled (:mod:`xrfdask.instrument`: ``tube_element``, ``tube_kv``,
+        the geometry angles, per-detector crystal and window); only those are read.
     elements : sequence of str, or dict
         Element symbols; the shells are chosen: K when the excitation reaches the K edge and a
         K line falls in the fit range, otherwise L, plus M when its lines are in the range (Pb
         under a Mo tube: ``["L", "M"]``). A dict ``{"Pb": "L"}`` gives the shells explicitly.
     detector : label or dict, optional
-        A label of the ``detector`` coordinate: its GeoPIXE ``Detector`` block gives the
-        crystal, dead layer and window (detector efficiency, hence line ratios); None takes the
-        first block. A dict updates the ``[detector]`` section instead (the ``detector``
+        A label of the ``detector`` coordinate: its ``detector_*`` attributes give the crystal,
+        dead layer and window (detector efficiency, hence line ratios); None takes the first
+        detector's. A dict updates the ``[detector]`` section instead (the ``detector``
         keyword cannot be an override): ``{"zero": 0.0, "gain": 0.01}`` supplies the
         calibration of a map without an ``energy`` coordinate.
     excitation_energy : float, list of float, or list of (energy, weight), optional
@@ -367,12 +332,10 @@ def make_fit_config(
 
     zero, gain = _calibration(ds, det_update, det_label)
     excitation = _excitation(ds, excitation_energy)
-    header = _header(ds)
-    source = header.get("X-ray Source")
-    source = source if isinstance(source, Mapping) else {}
-    alpha_in = _header_number(source, "Incid") or 45.0
-    alpha_out = _header_number(source, "Take") or 45.0
-    scatter_angle = _header_number(source, "Scat")
+    attrs = dict(ds.attrs)
+    alpha_in = map_value(attrs, "incidence_angle_deg") or 45.0
+    alpha_out = map_value(attrs, "takeoff_angle_deg") or 45.0
+    scatter_angle = map_value(attrs, "scatter_angle_deg")
 
     def width(e: float) -> float:
         return fwhm(e, noise, fano)
@@ -460,8 +423,8 @@ def make_fit_config(
     )  # fmt: skip
     cfg["peaks"] = peaks
 
-    block = _detector_block(ds, header, det_label)
-    absorbers, detele = _detector_attenuators(block)
+    position = labels.index(det_label) if det_label is not None and labels else 0
+    absorbers, detele = _detector_attenuators(attrs, position)
     cfg["attenuators"].update(absorbers)
     if detele:
         cfg["detector"]["detele"] = detele
