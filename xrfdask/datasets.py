@@ -55,13 +55,14 @@ import functools
 import math
 import os
 import pathlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import xraylib
+
+from xrfdask.physics import fwhm, iupac_lines
 
 __all__ = ["example_dataset", "example_truth", "example_geopixe", "ELEMENTS", "LINE_GROUPS"]
 
@@ -151,7 +152,8 @@ def example_dataset(
         numpy-backed: ``spectra`` (y, x, detector, channel) uint16 with 4096 channels of 10 eV,
         ``deadtime`` (y, x, detector) float32 percent, coordinates ``y``, ``x`` (mm, pixel
         centres), ``detector``, ``channel``, ``energy`` (keV) and attrs ``geopixe_header``,
-        ``dwell_ms``, ``tube_element``, ``tube_kv``, as :func:`xrfdask.open_geopixe` returns.
+        ``dwell_ms``, ``tube_element``, ``tube_kv`` and the other instrument attributes
+        (:mod:`xrfdask.instrument`), as :func:`xrfdask.open_geopixe` returns.
 
     Raises
     ------
@@ -187,12 +189,16 @@ def example_dataset(
             {"long_name": "detector deadtime", "units": "percent"},
         ),
     }
+    from xrfdask.io.geopixe.reader import instrument_attrs  # keeps `import xrfdask.datasets` light
+
+    header = _header(model, pixel_mm)
     attrs = {
-        "geopixe_header": _header(model, pixel_mm),
+        "geopixe_header": header,
         "dwell_ms": float(dwell_ms),
         "tube_element": _TUBE,
         "tube_kv": _KV,
     }
+    attrs.update(instrument_attrs(header, n_detectors))  # as open_geopixe gives them
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -408,12 +414,6 @@ class _Physics:
     solid_angle_factor: np.ndarray  # (det,)
 
 
-def _iupac_lines(shell: str) -> list[int]:
-    """xraylib's IUPAC line macros (``KL3_LINE``, ``L3M5_LINE``, ...) that fill a K, L or M hole."""
-    pattern = re.compile(rf"^{shell}[1-5]?[K-Q][1-9]_LINE$")
-    return [getattr(xraylib, name) for name in sorted(dir(xraylib)) if pattern.match(name)]
-
-
 def _efficiency(energy: np.ndarray) -> np.ndarray:
     """Detector efficiency: Be window transmission times photo-absorption in the Si crystal."""
     energy = np.atleast_1d(np.asarray(energy, dtype=float))
@@ -441,11 +441,6 @@ def _escape_fraction(energy: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fwhm(energy: np.ndarray, noise: float) -> np.ndarray:
-    """PyMca's detector resolution: FWHM² = noise² + 2.3548² fano ε E (ε = 3.85 eV/pair)."""
-    return np.sqrt(noise**2 + 2.3548**2 * _FANO * 0.00385 * np.maximum(energy, 0.0))
-
-
 def _peaks(
     energy: np.ndarray, area: np.ndarray, extra_fwhm: np.ndarray, noise: float
 ) -> np.ndarray:
@@ -457,7 +452,7 @@ def _peaks(
     extra = np.concatenate([extra_fwhm, np.zeros_like(extra_fwhm)])  # escape: detector width
     keep = areas > 0
     centres, areas, extra = centres[keep], areas[keep], extra[keep]
-    sigma = np.sqrt(_fwhm(centres, noise) ** 2 + extra**2) / (2 * math.sqrt(2 * math.log(2)))
+    sigma = np.sqrt(fwhm(centres, noise, _FANO) ** 2 + extra**2) / (2 * math.sqrt(2 * math.log(2)))
     z = (e_ch[None, :] - centres[:, None]) / sigma[:, None]
     density = np.exp(-0.5 * z * z) / (sigma[:, None] * math.sqrt(2 * math.pi))  # per keV
     return (areas[:, None] * density).sum(axis=0) * _KEV_PER_CHANNEL
@@ -466,7 +461,7 @@ def _peaks(
 def _group_lines(z: int, shell: str, exc_e: np.ndarray, exc_w: np.ndarray):
     """Energies and detected rates (cm²/g over 4π) of every line of a shell group."""
     energies, rates = [], []
-    for line in _iupac_lines(shell):
+    for line in [m for level, _, m in iupac_lines() if level[0] == shell]:
         try:
             e_line = xraylib.LineEnergy(z, line)
             cs = sum(
@@ -536,14 +531,17 @@ def _physics(n_detectors: int) -> _Physics:
     kramers *= transmission(4, _TUBE_BE_UM) * transmission(mo, _ANODE_PATH_UM)
     kramers /= np.trapezoid(kramers, e_fine)  # photons per keV, per continuum photon
     dcs_fine = np.array(
-        [[xraylib.DCS_Rayl(z, e, theta) + xraylib.DCS_Compt(z, e, theta) for e in e_fine]
-         for z in zs]
+        [
+            [xraylib.DCS_Rayl(z, e, theta) + xraylib.DCS_Compt(z, e, theta) for e in e_fine]
+            for z in zs
+        ]
     )  # (Z, E)
     seen = kramers * _efficiency(e_fine)
     # Level per element; one shape for every pixel (the light matrix's: the DCS shape hardly
     # changes with composition, and one shape keeps the spectrum linear in the components).
     continuum_dcs = _CONTINUUM_RATIO * np.trapezoid(dcs_fine * seen, e_fine, axis=1)
-    density = seen * (np.array(list(_MATRIX.values())) @ dcs_fine[len(ELEMENTS) :])  # eager-ok: dict
+    light_w = np.array(list(_MATRIX.values()))  # eager-ok: dict
+    density = seen * (light_w @ dcs_fine[len(ELEMENTS) :])
     density /= np.trapezoid(density, e_fine)
     e_ch = np.arange(_NCHAN) * _KEV_PER_CHANNEL
     continuum = np.interp(e_ch, e_fine, density, left=0.0, right=0.0) * _KEV_PER_CHANNEL
@@ -685,7 +683,8 @@ def _model_cached(shape: tuple[int, int], n_detectors: int, dwell_ms: float) -> 
     # Scattering mass (g per g of section): detected elements, light remainder, glass slide.
     mass = conc * 1e-6
     light = np.clip(1.0 - mass.sum(axis=1), 0.0, None) + _SUBSTRATE_SCATTER
-    weights = np.column_stack([mass, light[:, None] * np.array(list(_MATRIX.values()))])  # eager-ok: dict
+    light_w = np.array(list(_MATRIX.values()))  # eager-ok: dict
+    weights = np.column_stack([mass, light[:, None] * light_w])
 
     dwell_s = dwell_ms / 1000.0
     omega = _AREA_MM2 / _DISTANCE_MM**2 * phys.solid_angle_factor  # sr, (det,)

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_info
 
 import xrfdask as xd
 from xrfdask import ConfigError
+from xrfdask.errors import XrfdaskWarning
 from xrfdask.datasets import ELEMENTS, example_truth
 from xrfdask.io.h5layout import open_h5, to_h5
 
@@ -236,15 +237,12 @@ def test_fit_is_lazy_but_for_the_sum_spectrum(example, config):
 
 def test_bad_configuration_fails_before_any_task(example, config):
     bad = copy.deepcopy(config)
-    bad["fit"]["xmax"] = 5000
+    bad["fit"]["xmin"] = 5000  # an empty range (PyMca: no free parameters)
     with dask.config.set(scheduler=ComputeForbidden()):
-        with pytest.raises(ConfigError, match="fit.xmax"):
+        with pytest.raises(ConfigError, match="fit.xmin"):
             xd.fit(example, bad)
         with pytest.raises(ConfigError, match="method='magic'"):
             xd.fit(example, config, method="magic")
-        short = example.isel(channel=slice(0, 1500))
-        with pytest.raises(ConfigError, match="fit.xmax"):
-            xd.fit(short, config)
         nosnip = copy.deepcopy(config)
         nosnip["fit"]["stripalgorithm"] = 0
         with pytest.raises(ConfigError, match="fit.stripalgorithm"):
@@ -253,6 +251,10 @@ def test_bad_configuration_fails_before_any_task(example, config):
         unknown["peaks"]["Xx"] = "K"
         with pytest.raises(ConfigError, match="peaks.Xx"):
             xd.fit(example, unknown)
+    # Spectra shorter than the configured range: PyMca fits up to their last channel, so does xd.
+    short = example.isel(channel=slice(0, 1500), y=slice(0, 4))
+    with pytest.warns(XrfdaskWarning, match=r"^fit\.xmax: .*1500 channels"):
+        assert xd.fit(short, config).attrs["fit_range_channels"][1] == 1500
 
 
 def test_written_in_the_xrf_proc_layout(fits, tmp_path):

@@ -13,7 +13,7 @@ from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory
 from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
 from xrfdask.datasets import ELEMENTS, example_dataset, example_truth
-from xrfdask.errors import ConfigError
+from xrfdask.errors import ConfigError, XrfdaskWarning
 from xrfdask.fit.config import (
     config_from_text,
     config_to_text,
@@ -21,6 +21,7 @@ from xrfdask.fit.config import (
     make_fit_config,
     validate_config,
 )
+from xrfdask.instrument import INSTRUMENT_ATTRS
 
 NCHAN = 4096
 SHAPE = (6, 8)
@@ -58,8 +59,9 @@ def valid_config() -> dict:
 def no_tube(ds):
     """The map as an h5 source would give it: no tube attributes, no GeoPIXE header."""
     out = ds.copy()
-    dropped = ("tube_element", "tube_kv", "geopixe_header")
-    out.attrs = {k: v for k, v in ds.attrs.items() if k not in dropped}
+    out.attrs = {
+        k: v for k, v in ds.attrs.items() if k not in INSTRUMENT_ATTRS and k != "geopixe_header"
+    }
     return out
 
 
@@ -207,27 +209,14 @@ def _no_flagged_energy(cfg):
 
 BAD_CASES = [
     # (id, edit, method, key in the message)
-    ("xmin-fraction", _set("fit", "xmin", 10.5), "linear", "fit.xmin"),
     ("xmin-string", _set("fit", "xmin", "ten"), "linear", "fit.xmin"),
-    ("xmin-negative", _set("fit", "xmin", -5), "linear", "fit.xmin"),
     ("xmin-above-xmax", _set("fit", "xmin", 2000), "linear", "fit.xmin"),
-    ("xmax-beyond-spectrum", _set("fit", "xmax", 5000), "linear", "fit.xmax"),
-    ("xmax-is-nchan", _set("fit", "xmax", NCHAN), "pymca", "fit.xmax"),
     ("xmax-bool", _set("fit", "xmax", True), "linear", "fit.xmax"),
-    ("snipwidth-fraction", _set("fit", "snipwidth", 2.5), "linear", "fit.snipwidth"),
-    ("snipwidth-zero", _set("fit", "snipwidth", 0), "linear", "fit.snipwidth"),
     ("stripfilterwidth-string", _set("fit", "stripfilterwidth", "x"), "full",
      "fit.stripfilterwidth"),
-    ("stripflag-2", _set("fit", "stripflag", 2), "full", "fit.stripflag"),
-    ("escapeflag-string", _set("fit", "escapeflag", "yes"), "full", "fit.escapeflag"),
-    ("hypermetflag", _set("fit", "hypermetflag", 99), "full", "fit.hypermetflag"),
-    ("fitweight-3", _set("fit", "fitweight", 3), "full", "fit.fitweight"),
-    ("energy-none", _set("fit", "energy", None), "full", "fit.energy"),
-    ("energy-string", _set("fit", "energy", "Mo"), "full", "fit.energy"),
     ("energy-negative", _set("fit", "energy", -17.4), "full", "fit.energy"),
     ("energy-zero", _set("fit", "energy", 0.0), "full", "fit.energy"),
     ("energy-none-in-list", _set("fit", "energy", [None, None]), "full", "fit.energy"),
-    ("energy-not-flagged", _no_flagged_energy, "full", "fit.energy"),
     ("energyweight-short", lambda c: c["fit"].update(energy=[17.4, 19.6], energyweight=[1.0]),
      "full", "fit.energyweight"),
     ("two-energies-no-matrix", _two_energies, "full", "attenuators.Matrix"),
@@ -236,16 +225,11 @@ BAD_CASES = [
     ("zero-list", _set("detector", "zero", [0.0]), "full", "detector.zero"),
     ("noise-none", _set("detector", "noise", None), "full", "detector.noise"),
     ("fano-string", _set("detector", "fano", "0.1"), "full", "detector.fano"),
-    ("fixedgain-3", _set("detector", "fixedgain", 3), "full", "detector.fixedgain"),
     ("detele-unknown", _set("detector", "detele", "Xx"), "full", "detector.detele"),
-    ("no-peaks", lambda c: c.update(peaks={}), "full", "peaks"),
     ("unknown-element", _set("peaks", "Xx", "K"), "full", "peaks.Xx"),
     ("unknown-shell", _set("peaks", "Fe", "Q"), "full", "peaks.Fe"),
     ("shell-pymca-lacks", _set("peaks", "Fe", "M"), "full", "peaks.Fe"),
-    ("overlapping-shells", _set("peaks", "Fe", ["K", "Ka"]), "full", "peaks.Fe"),
     ("shell-not-string", _set("peaks", "Fe", 3), "full", "peaks.Fe"),
-    ("not-excited", _set("peaks", "Pb", "K"), "full", "peaks.Pb"),
-    ("lines-outside-range", lambda c: c["fit"].update(xmin=1000, xmax=2000), "full", "peaks.Fe"),
     ("strip-not-snip-linear", lambda c: c["fit"].update(stripflag=1, stripalgorithm=0), "linear",
      "fit.stripalgorithm"),
     ("strip-not-snip-pymca", lambda c: c["fit"].update(stripflag=1, stripalgorithm=0), "pymca",
@@ -262,6 +246,38 @@ BAD_CASES = [
      lambda c: c.setdefault("attenuators", {}).update(Matrix=[0, "-", 0.0, 0.0, "a", 45.0]),
      "full", "attenuators.Matrix"),
     ("section-not-dict", lambda c: c.update(fit=[1, 2]), "full", "fit"),
+    ("nothing-to-fit", lambda c: c.update(peaks={}) or c["fit"].update(scatterflag=0), "full",
+     "peaks"),
+    ("exp-continuum-linear", lambda c: c["fit"].update(continuum=5, stripflag=0), "linear",
+     "fit.continuum"),
+    ("exp-continuum-pymca", lambda c: c["fit"].update(continuum=5, stripflag=0), "pymca",
+     "fit.continuum"),
+]  # fmt: skip
+
+# What PyMca fits although it is questionable: a warning naming the key, then PyMca's fit.
+WARN_CASES = [
+    ("xmin-fraction", _set("fit", "xmin", 10.5), "linear", "fit.xmin"),
+    ("xmin-negative", _set("fit", "xmin", -5), "linear", "fit.xmin"),
+    ("xmax-beyond-spectrum", _set("fit", "xmax", 5000), "linear", "fit.xmax"),
+    ("xmax-is-nchan", _set("fit", "xmax", NCHAN), "pymca", "fit.xmax"),
+    ("snipwidth-fraction", _set("fit", "snipwidth", 2.5), "linear", "fit.snipwidth"),
+    ("snipwidth-zero", _set("fit", "snipwidth", 0), "linear", "fit.snipwidth"),
+    ("stripflag-2", _set("fit", "stripflag", 2), "full", "fit.stripflag"),
+    ("escapeflag-string", _set("fit", "escapeflag", "yes"), "full", "fit.escapeflag"),
+    ("hypermetflag", _set("fit", "hypermetflag", 99), "full", "fit.hypermetflag"),
+    ("fitweight-3", _set("fit", "fitweight", 3), "full", "fit.fitweight"),
+    ("energy-none", _set("fit", "energy", None), "full", "fit.energy"),
+    ("energy-string", _set("fit", "energy", "Mo"), "full", "fit.energy"),
+    ("energy-not-flagged", _no_flagged_energy, "full", "fit.energy"),
+    ("fixedgain-3", _set("detector", "fixedgain", 3), "full", "detector.fixedgain"),
+    ("no-peaks", lambda c: c.update(peaks={}), "full", "peaks"),
+    ("overlapping-shells", _set("peaks", "Fe", ["K", "Ka"]), "full", "peaks.Fe"),
+    ("not-excited", _set("peaks", "Pb", "K"), "full", "peaks.Pb"),
+    ("lines-outside-range", lambda c: c["fit"].update(xmin=1000, xmax=2000), "full", "peaks.Fe"),
+    ("noise-negative", _set("detector", "noise", -0.1), "full", "detector.noise"),
+    ("energyweight-zero", lambda c: c["fit"].update(energy=[17.44], energyweight=[0.0],
+     energyflag=[1], energyscatter=[1]), "full", "fit.energyweight"),
+    ("nothing-excited-Zr", lambda c: c["peaks"].update(Zr="K"), "linear", "peaks.Zr"),
 ]  # fmt: skip
 
 
@@ -278,11 +294,51 @@ def test_validate_errors_name_the_key(edit, method, key):
     assert "\n" not in message
 
 
+def pymca_parameters(config: dict) -> tuple[list[str], np.ndarray]:
+    """PyMca's fast fit of a small random map with ``config`` as PyMca reads it."""
+    y = np.random.default_rng(1).poisson(30.0, size=(2, 3, NCHAN)).astype(np.float64)
+    fast = FastXRFLinearFit()
+    fast.setFitConfiguration(copy.deepcopy(config))
+    out = fast.fitMultipleSpectra(y=y, save=False, weight=0, refit=False)
+    return list(out.labels("parameters")), np.asarray(out["parameters"])
+
+
+@pytest.mark.parametrize(
+    "edit, method, key", [c[1:] for c in WARN_CASES], ids=[c[0] for c in WARN_CASES]
+)
+def test_validate_warns_where_pymca_fits_anyway(edit, method, key):
+    """PyMca fits these (checked here): xrfdask warns naming the key, and its normalised
+    configuration makes PyMca fit exactly as the configuration as given does."""
+    cfg = valid_config()
+    edit(cfg)
+    with pytest.warns(XrfdaskWarning) as record:
+        out = validate_config(cfg, nchan=NCHAN, method=method)
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith(f"{key}: ") and "PyMca" in m for m in messages), messages
+    assert all("\n" not in m for m in messages)
+    labels, params = pymca_parameters(load_config(cfg))
+    ours, again = pymca_parameters(out)
+    assert ours == labels
+    np.testing.assert_allclose(again, params, rtol=1e-9, atol=1e-9)
+
+
+def test_validate_zr_k_under_mo_k_alpha_is_a_radiative_rate_group():
+    """Zr K (edge 17.998 keV) under 17.479 keV: PyMca fits it with the radiative-rate ratios."""
+    cfg = valid_config()
+    cfg["fit"]["energy"] = 17.479
+    cfg["peaks"] = {"Fe": "K", "Zr": "K"}
+    with pytest.warns(XrfdaskWarning, match=r"^peaks\.Zr: Zr K cannot be excited.*'Zr K' area"):
+        out = validate_config(cfg, nchan=NCHAN, method="linear")
+    assert out["peaks"] == {"Fe": "K", "Zr": "K"}
+    assert "Zr K" in pymca_parameters(out)[0]
+
+
 def test_validate_spectra_shorter_than_the_range():
-    # The same configuration is fine for 4096 channels and refused for 1024.
+    # The same configuration is fine for 4096 channels; for 1024, PyMca fits up to the last one.
     validate_config(valid_config(), nchan=NCHAN, method="linear")
-    with pytest.raises(ConfigError, match=r"^fit\.xmax: .*1024 channels"):
-        validate_config(valid_config(), nchan=1024, method="linear")
+    with pytest.warns(XrfdaskWarning, match=r"^fit\.xmax: .*1024 channels.*last channel"):
+        out = validate_config(valid_config(), nchan=1024, method="linear")
+    assert out["fit"]["xmax"] == 1023
 
 
 def test_validate_method_specific_options_are_fine_elsewhere():
@@ -390,6 +446,24 @@ def test_make_config_for_the_mo_tube_map(cfg, ds):
     assert window[:2] == [1, "Be1"] and window[2:4] == pytest.approx([1.848, 12.5e-4], rel=0.01)
     for method in ("linear", "pymca", "full"):
         assert validate_config(cfg, nchan=NCHAN, method=method) == cfg
+
+
+def test_make_config_reads_the_instrument_attributes_only(ds, cfg):
+    """The readers' format-neutral attributes, not a format's header, describe the instrument."""
+    assert ds.attrs["detector_crystal"] == ["Si", "Si"]
+    assert ds.attrs["detector_crystal_thickness_mm"] == [0.45, 0.45]
+    assert ds.attrs["detector_window"] == ["Be", "Be"]
+    assert ds.attrs["scatter_angle_deg"] == 90.0
+    neutral = ds.copy()
+    neutral.attrs = {k: v for k, v in ds.attrs.items() if k != "geopixe_header"}
+    assert make_fit_config(neutral, list(ELEMENTS)) == cfg
+    thicker = ds.copy()
+    thicker.attrs = dict(ds.attrs, detector_window_thickness_um=[25.0, 50.0])
+    windows = [
+        make_fit_config(thicker, ["Fe"], detector=d)["attenuators"]["window"] for d in (0, 1)
+    ]
+    assert windows[0][3] == pytest.approx(25e-4) and windows[1][3] == pytest.approx(50e-4)
+    json.dumps({k: ds.attrs[k] for k in INSTRUMENT_ATTRS if k in ds.attrs})  # serialisable
 
 
 def test_make_config_reads_no_spectra(ds):

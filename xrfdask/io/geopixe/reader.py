@@ -337,6 +337,8 @@ def raw_map_coords(index: GeoPixeIndex, nrows: int) -> dict[str, Any]:
 
 
 def raw_map_attrs(index: GeoPixeIndex) -> dict[str, Any]:
+    """Attributes of the raw map: the source, the JSON header as read (the writer needs it), and
+    the instrument described once in the format-neutral attributes of :mod:`xrfdask.instrument`."""
     header = index.header
     attrs: dict[str, Any] = {
         "source_format": "GeoPIXE",
@@ -345,12 +347,55 @@ def raw_map_attrs(index: GeoPixeIndex) -> dict[str, Any]:
     }
     if header.dwell_ms is not None:
         attrs["dwell_ms"] = header.dwell_ms
-    tube = header.source
-    if isinstance(tube.get("Elt"), str):
-        attrs["tube_element"] = tube["Elt"]
-    if _number(tube.get("KV")) is not None:
-        attrs["tube_kv"] = float(tube["KV"])
+    attrs.update(instrument_attrs(header.fields, index.ndet))
     return attrs
+
+
+def instrument_attrs(fields: dict[str, Any], ndet: int) -> dict[str, Any]:
+    """:mod:`xrfdask.instrument` attributes from a GeoPIXE JSON header (``X-ray Source`` and
+    ``Detector`` blocks; ``Detector`` block ``Idx`` d, else the d-th block, for detector d)."""
+    import xraylib
+
+    def number(block: dict[str, Any], name: str) -> float | None:
+        for key, value in block.items():  # keys carry units: "Thick (mm)"
+            if str(key).split(" (")[0].strip() == name:
+                out = _number(value)
+                return out if out is not None and np.isfinite(out) else None
+        return None
+
+    out: dict[str, Any] = {}
+    tube = fields.get("X-ray Source")
+    tube = tube if isinstance(tube, dict) else {}
+    if isinstance(tube.get("Elt"), str):
+        out["tube_element"] = tube["Elt"]
+    names = (("KV", "tube_kv"), ("UA", "tube_current_ua"), ("Incid", "incidence_angle_deg"),
+             ("Take", "takeoff_angle_deg"), ("Scat", "scatter_angle_deg"))  # fmt: skip
+    for name, key in names:
+        value = number(tube, name)
+        if value is not None:
+            out[key] = value
+    blocks = fields.get("Detector")
+    blocks = [blocks] if isinstance(blocks, dict) else blocks
+    blocks = [b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else []
+    if not blocks:
+        return out
+    by_idx = {b.get("Idx"): b for b in blocks if isinstance(b.get("Idx"), int)}
+    columns: dict[str, list[Any]] = {k: [] for k in (
+        "detector_crystal", "detector_crystal_thickness_mm", "detector_dead_layer_um",
+        "detector_window", "detector_window_thickness_um", "detector_area_mm2")}  # fmt: skip
+    for d in range(ndet):
+        block = by_idx.get(d) or (blocks[d] if d < len(blocks) else {})
+        z = number(block, "Elt")
+        crystal = xraylib.AtomicNumberToSymbol(int(z)) if z is not None and 1 <= z <= 98 else None
+        window = "Be" if number(block, "Win") == 1 else None  # GeoPIXE window type 1: beryllium
+        columns["detector_crystal"].append(crystal)
+        columns["detector_crystal_thickness_mm"].append(number(block, "Thick"))
+        columns["detector_dead_layer_um"].append(number(block, "DLThick"))
+        columns["detector_window"].append(window)
+        columns["detector_window_thickness_um"].append(number(block, "WThick") if window else None)
+        columns["detector_area_mm2"].append(number(block, "Area"))
+    out.update({k: v for k, v in columns.items() if any(x is not None for x in v)})
+    return out
 
 
 def _number(value: Any) -> float | None:
