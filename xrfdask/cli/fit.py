@@ -6,6 +6,7 @@ import argparse
 import time
 
 from xrfdask.cli.common import Parents, UsageError, chunks, scheduler
+from xrfdask.fit.engines import METHODS
 
 DESCRIPTION = (
     "Fit every spectrum of FILE (.GeoPIXE, uniform-layout .h5 or .zarr) with a PyMca "
@@ -32,7 +33,7 @@ def register(subparsers, parents: Parents) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--method",
-        choices=("linear", "pymca", "full"),
+        choices=METHODS,
         default="linear",
         help="default %(default)s",
     )

@@ -20,6 +20,7 @@ import xraylib
 
 from xrfdask.errors import ConfigError, XrfdaskWarning
 from xrfdask.fit.config.text import load_config
+from xrfdask.fit.engines import METHODS
 from xrfdask.physics import (
     SHELLS,
     SUBSHELLS,
@@ -33,8 +34,6 @@ from xrfdask.physics import (
 
 __all__ = ["validate_config", "METHODS"]
 
-#: Fit methods known to :func:`validate_config` (see :func:`xrfdask.fit`).
-METHODS: tuple[str, ...] = ("linear", "pymca", "full")
 
 _FIT_INTS = ("xmin", "xmax", "snipwidth", "stripfilterwidth", "stripwidth", "stripiterations",
              "linpolorder", "exppolorder", "maxiter")  # fmt: skip

@@ -18,6 +18,7 @@ import xarray as xr
 
 from xrfdask.chunks import bands
 from xrfdask.errors import FormatError
+from xrfdask.instrument import map_value
 from xrfdask.io.beamlines.grid import axis_positions
 from xrfdask.io.h5layout import schema
 from xrfdask.io.h5layout.stores import attrs_json
@@ -240,7 +241,7 @@ def _with_layout_counters(ds: xr.Dataset) -> xr.Dataset:
             acquisition_time=(MAP_DIMS, np.full(shape, dwell_s), with_attrs("acquisition_time"))
         )
     if "I0" not in ds and ds.attrs.get("source_format") == "GeoPIXE":
-        current = (ds.attrs.get("geopixe_header") or {}).get("X-ray Source", {}).get("UA (µA)")
+        current = map_value(ds.attrs, "tube_current_ua")
         value = float(current) if isinstance(current, int | float) and current > 0 else 1.0
         shape = (ds.sizes["y"], ds.sizes["x"])
         note = {"source": "tube current (µA) from the GeoPIXE header, constant"}
