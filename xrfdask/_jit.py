@@ -79,19 +79,22 @@ def _temp_fallback() -> Path:
 def numba_cache_dir() -> Path | None:
     """Folder xrfdask's kernels cache in, or None when none can be written.
 
-    ``$NUMBA_CACHE_DIR`` when set; see the module docstring for the order.
+    ``$NUMBA_CACHE_DIR`` when set; see the module docstring for the order. Decided once per
+    process, when the first kernel is decorated.
     """
     user_dir = os.environ.get("NUMBA_CACHE_DIR")
     if user_dir:
         return Path(user_dir)
     if not _chosen:
-        for candidate in (cache_root() / "numba", _temp_fallback()):
-            if _usable(candidate):
-                _chosen.append(candidate)
-                break
-        else:
-            _chosen.append(None)
+        _chosen.append(_choose())
     return _chosen[0]
+
+
+def _choose() -> Path | None:
+    for candidate in (cache_root() / "numba", _temp_fallback()):
+        if _usable(candidate):
+            return candidate
+    return None
 
 
 def jit(func: Callable | None = None, **options: Any) -> Any:
@@ -117,7 +120,7 @@ def jit(func: Callable | None = None, **options: Any) -> Any:
             _numba_config.CACHE_DIR = previous
 
 
-@jit(inline="always")
+@jit
 def copy(src, dst):  # pragma: no cover - compiled
     """``dst[:] = src`` for 1-D arrays of equal length, element by element.
 
