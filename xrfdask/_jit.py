@@ -121,12 +121,12 @@ def jit(func: Callable | None = None, **options: Any) -> Any:
 
 
 @jit
-def copy(src, dst):  # pragma: no cover - compiled
-    """``dst[:] = src`` for 1-D arrays of equal length, element by element.
+def copy(src, dst, lo, hi):  # pragma: no cover - compiled
+    """``dst[lo:hi] = src[lo:hi]`` for 1-D arrays, element by element.
 
     Kernels use it instead of a slice assignment between arrays, which numba (0.68) compiles with
-    a formatted shape-mismatch error: each such assignment type cost 2-10 s of compilation on the
-    first run (the background and projection kernels), this loop a few milliseconds.
+    a formatted shape-mismatch error: the first such assignment of a run cost 3-4 s of
+    compilation (CPU), each further one 0.5-1 s; this loop costs milliseconds.
     """
-    for i in range(src.shape[0]):
+    for i in range(lo, hi):
         dst[i] = src[i]

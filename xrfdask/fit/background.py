@@ -169,16 +169,16 @@ def _background_kernel(spectra, out, bounds, snip_width, coeff, den, m, repeats,
                 if state == 0:
                     # The first pass reads the row itself: no separate copy of the input.
                     # copy(), not slice assignments: see xrfdask._jit.copy (compile time).
-                    copy(row[lo : lo + p], a[lo : lo + p])
-                    copy(row[hi - p : hi], a[hi - p : hi])
-                    copy(row[lo : lo + p], b[lo : lo + p])
-                    copy(row[hi - p : hi], b[hi - p : hi])
+                    copy(row, a, lo, lo + p)
+                    copy(row, a, hi - p, hi)
+                    copy(row, b, lo, lo + p)
+                    copy(row, b, hi - p, hi)
                     _snip_pass(row, b, lo, hi, p, half)
                     state = 2
                     p -= 1
                 else:
-                    copy(a[lo : lo + p], b[lo : lo + p])
-                    copy(a[hi - p : hi], b[hi - p : hi])
+                    copy(a, b, lo, lo + p)
+                    copy(a, b, hi - p, hi)
                 while p > 0:
                     if state == 1:
                         _snip_pass(a, b, lo, hi, p, half)

@@ -57,8 +57,8 @@ def _project(y, matrix, out):  # pragma: no cover - compiled
         # The last pixels go through the same code, zero-padded: every pixel's sums are made
         # the same way wherever it sits in the block.
         pad = np.zeros((_GROUP, nchan), dtype=y.dtype)
-        for k in range(tail):
-            copy(y[npix - tail + k], pad[k])  # not a slice assignment: see xrfdask._jit.copy
+        for k in range(tail):  # copy(), not a slice assignment: see xrfdask._jit.copy
+            copy(y[npix - tail + k], pad[k], 0, nchan)
         result = np.empty((_GROUP, matrix.shape[0]))
         _project_group(pad, matrix, result)
         for k in range(tail):
