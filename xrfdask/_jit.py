@@ -17,10 +17,11 @@ So xrfdask's kernels cache in a folder of the user's cache instead, found in thi
 4. when that folder cannot be written: ``<temp dir>/xrfdask-<user>/numba``; when no folder can be
    written, the kernels compile without a cache.
 
-numba keys each entry by the source file's folder (two installs never share entries), its
-content, the numba version and the CPU, so an upgrade or an edit recompiles, never loads stale
-code. The folder is chosen when a kernel is decorated, that is when its module is imported, in
-every process: dask workers find the same cache as the client.
+numba keys each entry by the source file's folder (two installs never share entries), the source
+file's stamp, the numba version and the CPU, so an upgrade or an edit recompiles, never loads
+stale code. The folder is chosen when a kernel is decorated, that is when its module is imported,
+in every process from its own environment: dask workers started with the client's environment
+use the client's cache.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 import numba
 from numba.core import config as _numba_config
 
-__all__ = ["cache_root", "jit", "numba_cache_dir"]
+__all__ = ["cache_root", "copy", "jit", "numba_cache_dir"]
 
 _lock = threading.Lock()  # numba's CACHE_DIR is swapped while a kernel is decorated
 _chosen: list[Path | None] = []  # numba_cache_dir(), decided once per process
