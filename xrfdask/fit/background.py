@@ -40,15 +40,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable
 
-import numba
 import numpy as np
+
+from xrfdask._jit import copy, jit
 
 __all__ = ["snip_background", "subtract_background"]
 
-_jit = numba.njit(cache=True, nogil=True)
 
-
-@_jit
+@jit
 def _smooth1d(d, lo, size):
     """PyMca's ``smooth1d`` on ``d[lo:lo+size]`` in place: 1-2-1 weights, one-sided at both ends."""
     if size < 3:
@@ -61,7 +60,7 @@ def _smooth1d(d, lo, size):
     d[lo + size - 1] = 0.25 * prev + 0.75 * d[lo + size - 1]
 
 
-@_jit
+@jit
 def _savitzky_golay(row, dst, work, acc, coeff, den, m, repeats):
     """``SpecfitFuns.SavitskyGolay`` of ``row`` into ``dst``; ``work``, ``acc``: float64 scratch.
 
@@ -115,7 +114,7 @@ def _savitzky_golay(row, dst, work, acc, coeff, den, m, repeats):
         dst[i] = work[i]
 
 
-@_jit
+@jit
 def _snip_pass(src, dst, lo, hi, p, half):
     """SNIP pass ``p`` of ``src[lo:hi]``: reads ``src`` only, writes ``dst[lo+p:hi-p]``."""
     k = hi - lo - 2 * p
@@ -131,7 +130,7 @@ def _snip_pass(src, dst, lo, hi, p, half):
         out[i] = c if c < v else v  # C's MIN(x, y), including what it does with NaN
 
 
-@_jit
+@jit
 def _emit(row, res, orow, lo, hi, subtract):
     """``orow[lo:hi] = res`` or ``row - res``; element by element, so ``orow`` may be ``row``."""
     if subtract:
@@ -142,7 +141,7 @@ def _emit(row, res, orow, lo, hi, subtract):
             orow[i] = res[i]
 
 
-@_jit
+@jit
 def _background_kernel(spectra, out, bounds, snip_width, coeff, den, m, repeats, half, subtract):
     """Background (or ``spectra - background`` when ``subtract``) of every row into ``out``."""
     npix, n = spectra.shape
@@ -169,16 +168,17 @@ def _background_kernel(spectra, out, bounds, snip_width, coeff, den, m, repeats,
             if p > 0:
                 if state == 0:
                     # The first pass reads the row itself: no separate copy of the input.
-                    a[lo : lo + p] = row[lo : lo + p]
-                    a[hi - p : hi] = row[hi - p : hi]
-                    b[lo : lo + p] = row[lo : lo + p]
-                    b[hi - p : hi] = row[hi - p : hi]
+                    # copy(), not slice assignments: see xrfdask._jit.copy (compile time).
+                    copy(row, a, lo, lo + p)
+                    copy(row, a, hi - p, hi)
+                    copy(row, b, lo, lo + p)
+                    copy(row, b, hi - p, hi)
                     _snip_pass(row, b, lo, hi, p, half)
                     state = 2
                     p -= 1
                 else:
-                    b[lo : lo + p] = a[lo : lo + p]
-                    b[hi - p : hi] = a[hi - p : hi]
+                    copy(a, b, lo, lo + p)
+                    copy(a, b, hi - p, hi)
                 while p > 0:
                     if state == 1:
                         _snip_pass(a, b, lo, hi, p, half)
@@ -338,4 +338,3 @@ def subtract_background(
         raise ValueError("spectra is read-only; subtract_background works in place")
     _run(spectra, spectra, snip_width, filter_width, anchors, subtract=True)
     return spectra
-

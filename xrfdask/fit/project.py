@@ -18,8 +18,9 @@ the GIL.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from xrfdask._jit import copy, jit
 
 __all__ = ["project"]
 
@@ -46,7 +47,7 @@ def project(matrix: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) ->
 _GROUP = 4  # pixels per pass over the matrix: each matrix row is read once for four pixels
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@jit(fastmath=True)
 def _project(y, matrix, out):  # pragma: no cover - compiled
     npix, nchan = y.shape
     tail = npix % _GROUP
@@ -56,7 +57,8 @@ def _project(y, matrix, out):  # pragma: no cover - compiled
         # The last pixels go through the same code, zero-padded: every pixel's sums are made
         # the same way wherever it sits in the block.
         pad = np.zeros((_GROUP, nchan), dtype=y.dtype)
-        pad[:tail] = y[npix - tail :]
+        for k in range(tail):  # copy(), not a slice assignment: see xrfdask._jit.copy
+            copy(y[npix - tail + k], pad[k], 0, nchan)
         result = np.empty((_GROUP, matrix.shape[0]))
         _project_group(pad, matrix, result)
         for k in range(tail):
@@ -64,7 +66,7 @@ def _project(y, matrix, out):  # pragma: no cover - compiled
                 out[npix - tail + k, j] = result[k, j]
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+@jit(fastmath=True, inline="always")
 def _project_group(y, matrix, out):  # pragma: no cover - compiled
     for j in range(matrix.shape[0]):
         a0 = a1 = a2 = a3 = 0.0

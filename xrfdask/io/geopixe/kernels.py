@@ -15,8 +15,9 @@ All release the GIL so dask threads decode blocks in parallel.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from xrfdask._jit import jit
 
 __all__ = [
     "OK",
@@ -50,20 +51,18 @@ NEED_MORE = 9  # (index) the window ends before the file: continue with the next
 
 _TAG_WORD = 0x5044  # b"DP" read as a little-endian uint16
 
-_jit = numba.njit(cache=True, nogil=True)
 
-
-@_jit
+@jit
 def _u16(buf, i):
     return np.int64(buf[i]) | (np.int64(buf[i + 1]) << 8)
 
 
-@_jit
+@jit
 def _u32(buf, i):
     return _u16(buf, i) | (_u16(buf, i + 2) << 16)
 
 
-@_jit
+@jit
 def index_records(buf, base, pos, size, k, xres, ndet, nchan, n_expected, offsets, lengths, dt_bits):
     """Walk record headers through one window of a file, resumably.
 
@@ -125,7 +124,7 @@ def index_records(buf, base, pos, size, k, xres, ndet, nchan, n_expected, offset
     return k, OK, pos, 0, 0, 0
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@jit(inline="always")
 def _check_header(words, pos, k, xres, ndet, nchan):
     """Check the 8-word header of record ``k`` at word ``pos``.
 
@@ -151,7 +150,7 @@ def _check_header(words, pos, k, xres, ndet, nchan):
     return OK, end, d, x, y
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@jit(inline="always")
 def _put_pairs(words, pos, end, nchan, spectrum, lo, add):
     """Write (``add``: add) the (channel, count) pairs of words ``pos .. end-1`` into ``spectrum``.
 
@@ -193,7 +192,7 @@ def _put_pairs(words, pos, end, nchan, spectrum, lo, add):
     return OK, end
 
 
-@_jit
+@jit
 def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out, lo):
     """Decode records ``k0 .. k1-1`` into a dense block (or its channels ``lo ..``).
 
@@ -240,7 +239,7 @@ def decode_records(words, k0, k1, xres, ndet, nchan, y0, x0, out, lo):
     return OK, k1, pos
 
 
-@_jit
+@jit
 def sum_records(words, k0, k1, xres, ndet, nchan, y0, nrows, x0, ncols, out):
     """Add the counts of records ``k0 .. k1-1`` inside the block to ``out`` (detector, channel).
 
@@ -260,7 +259,7 @@ def sum_records(words, k0, k1, xres, ndet, nchan, y0, nrows, x0, ncols, out):
     return OK, k1, pos
 
 
-@_jit
+@jit
 def encoded_lengths(spectra, emit, lengths):
     """Record length (bytes) of each (row, column, detector) of a dense block.
 
@@ -291,7 +290,7 @@ def encoded_lengths(spectra, emit, lengths):
     return OK, 0, 0, 0, 0
 
 
-@_jit
+@jit
 def encode_records(spectra, emit, lengths, dt_bits, y_first, x_first, channel_numbers, words):
     """Write the records of a dense block, in raster order with detectors interleaved.
 
