@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from xrfdask._jit import cache_root
 from xrfdask.errors import FormatError, TruncatedMapWarning, XrfdaskWarning
 from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.header import GeoPixeHeader, read_header
@@ -384,13 +385,9 @@ def _warn_truncation(index: GeoPixeIndex) -> None:
 def cache_dir() -> Path:
     """User cache directory for indexes of files in read-only folders.
 
-    ``$XRFDASK_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/xrfdask`` or ``~/.cache/xrfdask``.
+    ``$XRFDASK_CACHE_DIR`` if set, else the platform's user cache (``~/.cache/xrfdask``).
     """
-    env = os.environ.get("XRFDASK_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "xrfdask"
+    return cache_root()
 
 
 def _cache_key(header: GeoPixeHeader, st: os.stat_result) -> str:
