@@ -10,8 +10,8 @@ arithmetic (bit-exact, see tests/fit/test_background.py) as one numba kernel ove
 from __future__ import annotations
 
 import numpy as np
-
 from _timing import best_of
+
 from xrfdask.fit.background import subtract_background
 
 

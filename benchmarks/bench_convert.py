@@ -20,13 +20,16 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from xrfdask.testing import peak_rss_of, write_tiled_geopixe
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared")) / "data" / "ts2_01_sub_export.GeoPIXE"
+SAMPLE = (
+    Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared"))
+    / "data"
+    / "ts2_01_sub_export.GeoPIXE"
+)
 
 XRFDASK = """
 import time, dask, xrfdask as xd
@@ -63,13 +66,19 @@ def run(code: str, size: int, label: str, dst: Path) -> None:
         shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
     peak, out = peak_rss_of(code)
     seconds = float(out.split()[-1])
-    print(f"{label:34s} {size / seconds / 1e6:8.0f} MB/s  {seconds:6.1f} s  peak RSS {peak / 1e9:5.2f} GB")
+    print(
+        f"{label:34s} {size / seconds / 1e6:8.0f} MB/s  {seconds:6.1f} s  peak RSS {peak / 1e9:5.2f} GB"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=float, default=500, help="minimum input size in MB (default 500)")
-    parser.add_argument("--dir", default=None, help="working folder (needs about 3x the input size)")
+    parser.add_argument(
+        "--mb", type=float, default=500, help="minimum input size in MB (default 500)"
+    )
+    parser.add_argument(
+        "--dir", default=None, help="working folder (needs about 3x the input size)"
+    )
     args = parser.parse_args(argv)
     folder = Path(args.dir or tempfile.mkdtemp(prefix="xrfdask-bench-"))
     nx = 400
@@ -79,14 +88,43 @@ def main(argv=None):
         write_tiled_geopixe(SAMPLE, src, ny, nx)
     size = src.stat().st_size
     src.read_bytes()  # page cache
-    print(f"input {src} ({ny} x {nx} px, 2 detectors): {size / 1e6:.0f} MB, dense {ny * nx * 2 * 4096 * 2 / 1e9:.2f} GB; {os.cpu_count()} cores")
+    print(
+        f"input {src} ({ny} x {nx} px, 2 detectors): {size / 1e6:.0f} MB, dense {ny * nx * 2 * 4096 * 2 / 1e9:.2f} GB; {os.cpu_count()} cores"
+    )
     zarr_out, h5_out = folder / "out.zarr", folder / "out.h5"
-    run(XRFDASK.format(scheduler="synchronous", writer="to_zarr", src=src, dst=zarr_out), size, "xrfdask to_zarr, 1 core", zarr_out)
-    run(XRFDASK.format(scheduler="threads", writer="to_zarr", src=src, dst=zarr_out), size, f"xrfdask to_zarr, {os.cpu_count()} threads", zarr_out)
-    run(XRFDASK.format(scheduler="synchronous", writer="to_h5", src=src, dst=h5_out), size, "xrfdask to_h5, 1 core", h5_out)
-    run(XRFDASK.format(scheduler="threads", writer="to_h5", src=src, dst=h5_out), size, f"xrfdask to_h5, {os.cpu_count()} threads", h5_out)
-    run(BASELINE_ZARR.format(src=src, dst=zarr_out), size, "baseline: in memory, then zarr", zarr_out)
-    run(BASELINE_H5.format(src=src, dst=h5_out), size, "baseline: in memory, then h5py gzip", h5_out)
+    run(
+        XRFDASK.format(scheduler="synchronous", writer="to_zarr", src=src, dst=zarr_out),
+        size,
+        "xrfdask to_zarr, 1 core",
+        zarr_out,
+    )
+    run(
+        XRFDASK.format(scheduler="threads", writer="to_zarr", src=src, dst=zarr_out),
+        size,
+        f"xrfdask to_zarr, {os.cpu_count()} threads",
+        zarr_out,
+    )
+    run(
+        XRFDASK.format(scheduler="synchronous", writer="to_h5", src=src, dst=h5_out),
+        size,
+        "xrfdask to_h5, 1 core",
+        h5_out,
+    )
+    run(
+        XRFDASK.format(scheduler="threads", writer="to_h5", src=src, dst=h5_out),
+        size,
+        f"xrfdask to_h5, {os.cpu_count()} threads",
+        h5_out,
+    )
+    run(
+        BASELINE_ZARR.format(src=src, dst=zarr_out),
+        size,
+        "baseline: in memory, then zarr",
+        zarr_out,
+    )
+    run(
+        BASELINE_H5.format(src=src, dst=h5_out), size, "baseline: in memory, then h5py gzip", h5_out
+    )
 
 
 if __name__ == "__main__":

@@ -266,7 +266,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pixels", type=int, default=30000, help="pixels per detector (30000)")
     parser.add_argument("--dir", default=None, help="working folder (<tmp>/xrfdask-bench-fit)")
-    parser.add_argument("--chunk", default="16MiB", help="band size of xrfdask's runs (16MiB, the default)")
+    parser.add_argument(
+        "--chunk", default="16MiB", help="band size of xrfdask's runs (16MiB, the default)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, best kept (3)")
     args = parser.parse_args(argv)
     folder = Path(args.dir or Path(tempfile.gettempdir()) / "xrfdask-bench-fit")
@@ -305,7 +307,9 @@ def main(argv=None):
     common = dict(src=src, tiny=tiny, ref=ref, repeat=args.repeat, methods=methods)
 
     def xrfdask(scheduler, chunks=args.chunk, check=False, env=ONE_THREAD, methods=methods):
-        code = XRFDASK.format(scheduler=scheduler, chunks=chunks, check=check, **{**common, "methods": methods})
+        code = XRFDASK.format(
+            scheduler=scheduler, chunks=chunks, check=check, **{**common, "methods": methods}
+        )
         return run_json(code, env=env)[1]
 
     def cluster(n, malloc=""):
@@ -356,7 +360,10 @@ def main(argv=None):
     rate_u1 = block("  one thread (synchronous scheduler)", user_one, 1)
     rate_u2 = block("  2 worker threads (threaded scheduler)", user_threads, 2)
     speedup(user_threads, user_one, "2 threads / one thread, BLAS not limited")
-    print(f"LocalCluster 2 workers x 1 thread, as xd.connect() starts them, bands of {args.chunk}, ", end="")
+    print(
+        f"LocalCluster 2 workers x 1 thread, as xd.connect() starts them, bands of {args.chunk}, ",
+        end="",
+    )
     rate2 = block(f"warm-up {two['warmup']:.1f} s not timed", two, 2)
     speedup(two, one, "2 worker processes / one in-process thread")
     rate_w1 = block("LocalCluster 1 worker x 1 thread (distributed's own cost)", one_worker, 1)
@@ -408,7 +415,12 @@ def main(argv=None):
         ('"linear" per core / baseline (128MiB)', rate_auto["linear"] / rate_b, ">=", 3.0),
         ('"pymca" per core / baseline (128MiB)', rate_auto["pymca"] / rate_b, ">=", 0.85),
         ('"linear" 2 threads / 1 thread', rate_t["linear"] / rate1["linear"], ">=", 1.7),
-        ('"linear" 2 / 1 thread, BLAS not limited', rate_u2["linear"] / rate_u1["linear"], ">=", 1.7),
+        (
+            '"linear" 2 / 1 thread, BLAS not limited',
+            rate_u2["linear"] / rate_u1["linear"],
+            ">=",
+            1.7,
+        ),
         ('"pymca" 2 worker processes / 1 worker', rate2["pymca"] / rate_w1["pymca"], ">=", 1.7),
         ("peak RSS, map / 4x smaller map", peaks[src] / peaks[quarter], "<=", 1.2),
     ]
@@ -420,7 +432,9 @@ def main(argv=None):
     print("  stricter, for the record (a 2-core machine also runs the scheduler and client):")
     for m in methods:
         print(f'    "{m}" 2 worker processes / one in-process thread {rate2[m] / rate1[m]:6.3f}x')
-    print(f'    "pymca" 2 threads / one thread {rate_t["pymca"] / rate1["pymca"]:6.3f}x (holds the GIL)')
+    print(
+        f'    "pymca" 2 threads / one thread {rate_t["pymca"] / rate1["pymca"]:6.3f}x (holds the GIL)'
+    )
     print(f"(whole run {time.perf_counter() - t_start:.0f} s)")
 
 

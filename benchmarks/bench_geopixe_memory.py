@@ -24,7 +24,11 @@ from pathlib import Path
 from xrfdask.testing import peak_rss_of, write_tiled_geopixe
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared")) / "data" / "ts2_01_sub_export.GeoPIXE"
+SAMPLE = (
+    Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared"))
+    / "data"
+    / "ts2_01_sub_export.GeoPIXE"
+)
 
 JOB = """
 import time, numpy as np, xrfdask as xd
@@ -44,7 +48,9 @@ def measure(path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=4.0, help="dense cube size in GB (default 4)")
-    parser.add_argument("--dir", default=None, help="folder for the generated maps (needs ~gb/2 GB)")
+    parser.add_argument(
+        "--dir", default=None, help="folder for the generated maps (needs ~gb/2 GB)"
+    )
     args = parser.parse_args(argv)
     folder = Path(args.dir or tempfile.mkdtemp(prefix="xrfdask-bench-"))
     nx = 640

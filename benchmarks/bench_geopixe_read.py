@@ -28,15 +28,19 @@ from pathlib import Path
 
 import dask
 import numpy as np
-
 from _timing import best_of
+
 from xrfdask import open_geopixe
 from xrfdask.io.geopixe.index import build_index
 from xrfdask.io.geopixe.reader import BlockSpec, _bounds, plan_chunks, read_block
 from xrfdask.testing import write_tiled_geopixe
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared")) / "data" / "ts2_01_sub_export.GeoPIXE"
+SAMPLE = (
+    Path(os.environ.get("XRFDASK_SHARED", HERE.parent.parent / "shared"))
+    / "data"
+    / "ts2_01_sub_export.GeoPIXE"
+)
 
 
 def block_specs(index):
@@ -65,7 +69,9 @@ def python_decode(path, limit_bytes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=float, default=200, help="minimum file size in MB (default 200)")
+    parser.add_argument(
+        "--mb", type=float, default=200, help="minimum file size in MB (default 200)"
+    )
     parser.add_argument("--dir", default=None, help="folder for the generated map")
     args = parser.parse_args(argv)
     dask.config.set(scheduler="synchronous")  # one core
@@ -81,7 +87,9 @@ def main(argv=None):
     path.read_bytes()  # warm the page cache
     dense = ny * nx * 2 * 4096 * 2
     print(f"map: {path} ({ny} x {nx} px, 2 detectors, 4096 channels)")
-    print(f"file {size / 1e6:.0f} MB, dense {dense / 1e6:.0f} MB; python {sys.version.split()[0]}, numpy {np.__version__}")
+    print(
+        f"file {size / 1e6:.0f} MB, dense {dense / 1e6:.0f} MB; python {sys.version.split()[0]}, numpy {np.__version__}"
+    )
 
     build_index(SAMPLE, cache=False)  # compile the kernels outside the timings
     t_index = best_of(lambda: build_index(path, cache=False))
@@ -109,12 +117,20 @@ def main(argv=None):
 
     gbs = lambda nbytes, t: nbytes / t / 1e9  # noqa: E731
     baseline = gbs(done, t_python)
-    print(f"chunks: {len(specs)} bands of {y_chunks[0]} rows ({y_chunks[0] * nx * 2 * 4096 * 2 / 2**20:.0f} MiB dense)")
-    print(f"index                   {gbs(size, t_index):7.2f} GB/s   ({t_index * 1e3:.1f} ms)   target >= 2 GB/s")
-    print(f"decode                  {gbs(size, t_decode):7.2f} GB/s   ({t_decode:.3f} s)    target >= 1 GB/s")
+    print(
+        f"chunks: {len(specs)} bands of {y_chunks[0]} rows ({y_chunks[0] * nx * 2 * 4096 * 2 / 2**20:.0f} MiB dense)"
+    )
+    print(
+        f"index                   {gbs(size, t_index):7.2f} GB/s   ({t_index * 1e3:.1f} ms)   target >= 2 GB/s"
+    )
+    print(
+        f"decode                  {gbs(size, t_decode):7.2f} GB/s   ({t_decode:.3f} s)    target >= 1 GB/s"
+    )
     print(f"decode + sum            {gbs(size, t_decode_sum):7.2f} GB/s   ({t_decode_sum:.3f} s)")
     print(f"dask sum(y, x), 1 core  {gbs(size, t_dask):7.2f} GB/s   ({t_dask:.3f} s)")
-    print(f"baseline python decode  {baseline:7.4f} GB/s   ({done / 1e6:.0f} MB of records in {t_python:.2f} s)")
+    print(
+        f"baseline python decode  {baseline:7.4f} GB/s   ({done / 1e6:.0f} MB of records in {t_python:.2f} s)"
+    )
     print(f"ratio decode / baseline {gbs(size, t_decode) / baseline:7.0f} x")
     print(f"ratio decode+sum / base {gbs(size, t_decode_sum) / baseline:7.0f} x")
 

@@ -15,7 +15,9 @@ import numpy as np
 RECORD = struct.Struct("<2sI3Hf")
 
 
-def header_fields(xres: int, yres: int, ndet: int, nchan: int = 4096, gain: float = 10.0, **extra) -> dict:
+def header_fields(
+    xres: int, yres: int, ndet: int, nchan: int = 4096, gain: float = 10.0, **extra
+) -> dict:
     fh = {
         "Timestamp": "01/01/2026 at 09:00 am",
         "Dwell (mS)": 50.0,
@@ -36,7 +38,9 @@ def header_bytes(fields: dict, detectors: list[dict] | None = None) -> bytes:
     """Header text; repeated Detector blocks are spliced in as instruments write them."""
     text = json.dumps(fields, indent="\t")
     if detectors:
-        blocks = ",\n".join('\t"Detector": ' + json.dumps(d, indent="\t").replace("\n", "\n\t") for d in detectors)
+        blocks = ",\n".join(
+            '\t"Detector": ' + json.dumps(d, indent="\t").replace("\n", "\n\t") for d in detectors
+        )
         text = text[: text.rindex("\n}")] + ",\n" + blocks + "\n}"
     return text.encode("utf-8")
 
@@ -49,7 +53,9 @@ def record_bytes(x: int, y: int, det: int, dt: float, spectrum: np.ndarray) -> b
     return RECORD.pack(b"DP", 16 + body.nbytes, x, y, det, dt) + body.tobytes()
 
 
-def build(spectra: np.ndarray, deadtime: np.ndarray, fields: dict | None = None, detectors=None) -> tuple[bytes, list[int]]:
+def build(
+    spectra: np.ndarray, deadtime: np.ndarray, fields: dict | None = None, detectors=None
+) -> tuple[bytes, list[int]]:
     """File bytes for dense spectra (y, x, det, chan) and the start offset of every record."""
     ny, nx, nd, nc = spectra.shape
     fields = fields or header_fields(nx, ny, nd, nc)

@@ -10,7 +10,9 @@ def test_line_union_keeps_first_seen_order():
 
 
 @pytest.mark.parametrize("dim", ["y", "x", "channel"])
-@pytest.mark.parametrize("writer, ext", [(xd.to_geopixe, "GeoPIXE"), (xd.to_h5, "h5"), (xd.to_zarr, "zarr")])
+@pytest.mark.parametrize(
+    "writer, ext", [(xd.to_geopixe, "GeoPIXE"), (xd.to_h5, "h5"), (xd.to_zarr, "zarr")]
+)
 def test_empty_selection_is_refused_by_every_writer(tmp_path, dim, writer, ext):
     ds = xd.datasets.example_dataset(shape=(4, 5)).isel({dim: slice(0, 0)})
     out = tmp_path / f"empty.{ext}"

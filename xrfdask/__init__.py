@@ -13,7 +13,13 @@ import importlib
 from typing import Any
 
 import xrfdask.options  # noqa: F401  (registers the xrfdask.* dask settings)
-from xrfdask.errors import ConfigError, FormatError, TruncatedMapWarning, XrfdaskError, XrfdaskWarning
+from xrfdask.errors import (
+    ConfigError,
+    FormatError,
+    TruncatedMapWarning,
+    XrfdaskError,
+    XrfdaskWarning,
+)
 from xrfdask.fit import fit, make_fit_config
 from xrfdask.io.beamlines.id15 import convert_id15
 from xrfdask.io.beamlines.p06 import convert_p06

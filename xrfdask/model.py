@@ -11,7 +11,15 @@ from typing import Any
 
 from xrfdask.errors import FormatError
 
-__all__ = ["RAW_DIMS", "PIXEL_DIMS", "MAP_DIMS", "VARIABLE_ATTRS", "with_attrs", "line_union", "check_not_empty"]
+__all__ = [
+    "RAW_DIMS",
+    "PIXEL_DIMS",
+    "MAP_DIMS",
+    "VARIABLE_ATTRS",
+    "with_attrs",
+    "line_union",
+    "check_not_empty",
+]
 
 RAW_DIMS = ("y", "x", "detector", "channel")
 PIXEL_DIMS = ("y", "x", "detector")
@@ -29,9 +37,15 @@ VARIABLE_ATTRS: dict[str, dict[str, Any]] = {
     "sumspec": {"long_name": "sum of all pixel spectra", "units": "counts"},
     "maxspec": {"long_name": "per-channel maximum over pixels", "units": "counts"},
     "peak_area": {"long_name": "fitted peak area", "units": "counts"},
-    "peak_area_error": {"long_name": "standard deviation of the fitted peak area", "units": "counts"},
+    "peak_area_error": {
+        "long_name": "standard deviation of the fitted peak area",
+        "units": "counts",
+    },
     "sum_area": {"long_name": "peak area in the sum spectrum", "units": "counts"},
-    "sum_background": {"long_name": "background under the peaks (3 sigma) in the sum spectrum", "units": "counts"},
+    "sum_background": {
+        "long_name": "background under the peaks (3 sigma) in the sum spectrum",
+        "units": "counts",
+    },
 }
 
 
@@ -58,4 +72,6 @@ def check_not_empty(ds: Any, what: str) -> None:
     """
     empty = [d for d in ("y", "x", "detector", "channel") if d in ds.dims and ds.sizes[d] == 0]
     if empty:
-        raise FormatError(f"{what}: the map is empty ({', '.join(f'{d}=0' for d in empty)}); nothing to do")
+        raise FormatError(
+            f"{what}: the map is empty ({', '.join(f'{d}=0' for d in empty)}); nothing to do"
+        )

@@ -31,7 +31,11 @@ def tiled_map(ds: xr.Dataset, ny: int, nx: int, *, rows_per_chunk: int | None = 
         return out.rechunk((rows,) + (-1,) * (data.ndim - 1))
 
     out = xr.Dataset(
-        {name: (ds[name].dims, tile(ds[name]), ds[name].attrs) for name in ("spectra", "deadtime") if name in ds},
+        {
+            name: (ds[name].dims, tile(ds[name]), ds[name].attrs)
+            for name in ("spectra", "deadtime")
+            if name in ds
+        },
         coords={k: v for k, v in ds.coords.items() if "y" not in v.dims and "x" not in v.dims},
         attrs=dict(ds.attrs),
     )
@@ -41,7 +45,9 @@ def tiled_map(ds: xr.Dataset, ny: int, nx: int, *, rows_per_chunk: int | None = 
     return out
 
 
-def write_tiled_geopixe(source: str | os.PathLike, dest: str | os.PathLike, ny: int, nx: int) -> str:
+def write_tiled_geopixe(
+    source: str | os.PathLike, dest: str | os.PathLike, ny: int, nx: int
+) -> str:
     """Write a ``ny`` x ``nx`` ``.GeoPIXE`` map tiled from the spectra of ``source``."""
     from xrfdask.io.geopixe.reader import open_geopixe
     from xrfdask.io.geopixe.writer import to_geopixe
@@ -50,7 +56,9 @@ def write_tiled_geopixe(source: str | os.PathLike, dest: str | os.PathLike, ny: 
     return to_geopixe(big, dest, overwrite=True)
 
 
-def peak_rss_of(code: str, *, env: dict[str, str] | None = None, timeout: float = 1800) -> tuple[int, str]:
+def peak_rss_of(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 1800
+) -> tuple[int, str]:
     """Run Python ``code`` in a fresh interpreter; return (its peak RSS in bytes, its stdout).
 
     The child reports its ``VmHWM`` (peak resident set of its own address space), so the figure

@@ -12,8 +12,8 @@ from threadpoolctl import threadpool_info
 
 import xrfdask as xd
 from xrfdask import ConfigError
-from xrfdask.errors import XrfdaskWarning
 from xrfdask.datasets import ELEMENTS, example_truth
+from xrfdask.errors import XrfdaskWarning
 from xrfdask.io.h5layout import open_h5, to_h5
 
 MAJORS = ["Ca K", "Fe K", "Sr K", "Zn K"]

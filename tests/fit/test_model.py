@@ -26,7 +26,9 @@ def test_build_model_holds_blas_to_one_thread_and_restores_it(monkeypatch):
         return svd(*args, **kwargs)
 
     monkeypatch.setattr(model_module.np.linalg, "svd", recording_svd)
-    built = model_module.build_model(config, ds.spectra.values[:, :, 0].sum((0, 1), dtype=float), npixels=80)
+    built = model_module.build_model(
+        config, ds.spectra.values[:, :, 0].sum((0, 1), dtype=float), npixels=80
+    )
     assert seen and all(threads == [1] * len(before) for threads in seen)
     assert _blas_threads() == before
     weighted = built.derivatives if built.weights is None else built.derivatives / built.weights

@@ -24,7 +24,9 @@ def test_project_does_not_depend_on_the_batch():
     alone = np.concatenate([project(matrix, y[p : p + 1]) for p in range(len(y))])
     np.testing.assert_array_equal(together, alone)
     for start in range(1, 4):  # every position within the kernel's groups of four pixels
-        np.testing.assert_array_equal(project(matrix, y[start : start + 11]), together[start : start + 11])
+        np.testing.assert_array_equal(
+            project(matrix, y[start : start + 11]), together[start : start + 11]
+        )
 
 
 def test_project_fills_a_given_output_and_accepts_views():

@@ -38,8 +38,11 @@ def test_failure_keeps_previous_file_and_leaves_no_temporary(tmp_path):
 
 
 def _tree(folder):
-    return {os.path.relpath(os.path.join(r, f), folder): open(os.path.join(r, f), "rb").read()
-            for r, _, files in os.walk(folder) for f in files}
+    return {
+        os.path.relpath(os.path.join(r, f), folder): open(os.path.join(r, f), "rb").read()
+        for r, _, files in os.walk(folder)
+        for f in files
+    }
 
 
 def test_directory_replaced_whole(tmp_path):

@@ -48,7 +48,11 @@ def test_lazy_outer_indexing(sample_path, sample_dense, key):
     got = ds.spectra[key].values
     expected = sample_dense
     for axis, k in reversed(list(enumerate(key))):
-        expected = expected[(slice(None),) * axis + (k,)] if not isinstance(k, list) else np.take(expected, k, axis=axis)
+        expected = (
+            expected[(slice(None),) * axis + (k,)]
+            if not isinstance(k, list)
+            else np.take(expected, k, axis=axis)
+        )
     np.testing.assert_array_equal(got, expected)
 
 

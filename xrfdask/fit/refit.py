@@ -48,7 +48,12 @@ class Candidates:
     state: np.ndarray  # (k, free) U.T @ y_w (SVD solvers) or (k, channels) y (policy 2)
 
 
-def candidates(model: LinearModel, x: np.ndarray, sigma: np.ndarray, background_free: Callable[[np.ndarray], np.ndarray]) -> Candidates:
+def candidates(
+    model: LinearModel,
+    x: np.ndarray,
+    sigma: np.ndarray,
+    background_free: Callable[[np.ndarray], np.ndarray],
+) -> Candidates:
     """Select the pixels of a block that the refit may touch and compute their state.
 
     ``background_free(rows)`` returns the background-subtracted, trimmed spectra of those rows
@@ -71,7 +76,7 @@ class ReducedSolver:
         self._reduced: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def for_model(cls, model: LinearModel) -> "ReducedSolver":
+    def for_model(cls, model: LinearModel) -> ReducedSolver:
         """The model's solver in this process: its reduced SVDs are reused by every block."""
         solver = model.__dict__.get("_reduced_solver")
         if solver is None:
@@ -120,7 +125,14 @@ class ReducedSolver:
         return x, np.broadcast_to(sigma, x.shape)
 
 
-def _step(x: np.ndarray, sigma: np.ndarray, state: np.ndarray, step: RefitStep, model: LinearModel, solver: ReducedSolver) -> None:
+def _step(
+    x: np.ndarray,
+    sigma: np.ndarray,
+    state: np.ndarray,
+    step: RefitStep,
+    model: LinearModel,
+    solver: ReducedSolver,
+) -> None:
     """Apply one refit step in place (x, sigma in the result dtype, as PyMca stores them)."""
     peaks = model.peak_slice
     if step.action == "force":
@@ -187,7 +199,9 @@ def refit_log(parts: list[Candidates], model: LinearModel) -> list[RefitStep]:
     return steps
 
 
-def replay(x: np.ndarray, sigma: np.ndarray, found: Candidates, steps: list[RefitStep], model: LinearModel) -> None:
+def replay(
+    x: np.ndarray, sigma: np.ndarray, found: Candidates, steps: list[RefitStep], model: LinearModel
+) -> None:
     """Apply the map's refit steps to one block's candidate pixels (in place on x, sigma)."""
     if not steps or found.rows.size == 0:
         return
@@ -197,4 +211,3 @@ def replay(x: np.ndarray, sigma: np.ndarray, found: Candidates, steps: list[Refi
         _step(xs, ss, found.state, step, model, solver)
     x[found.rows] = xs
     sigma[found.rows] = ss
-

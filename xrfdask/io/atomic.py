@@ -15,7 +15,9 @@ __all__ = ["atomic_output"]
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, directory: bool = False) -> Iterator[str]:
+def atomic_output(
+    path: str | os.PathLike, *, overwrite: bool = False, directory: bool = False
+) -> Iterator[str]:
     """Yield a temporary path beside ``path``; when the block succeeds it replaces ``path``.
 
     Parameters
@@ -65,7 +67,9 @@ def _replace_directory(tmp: str, path: str) -> None:
     ``os.replace`` cannot replace a non-empty directory. Deleting the old one first would lose it
     if the process died in between; renaming it aside keeps it until the new one is in place.
     """
-    aside = tempfile.mkdtemp(dir=os.path.dirname(tmp), prefix=".old-", suffix=os.path.basename(path))
+    aside = tempfile.mkdtemp(
+        dir=os.path.dirname(tmp), prefix=".old-", suffix=os.path.basename(path)
+    )
     os.rmdir(aside)  # only the unique name is wanted
     os.replace(path, aside)
     try:

@@ -107,7 +107,12 @@ class GeoPixeBackendEntrypoint(BackendEntrypoint):
         index = build_index(os.fspath(filename_or_obj), cache=cache_index)
         nrows = index.nrows
         y_chunks, _ = plan_chunks(index, "auto")
-        preferred = {"y": y_chunks[0], "x": index.xres, "detector": index.ndet, "channel": index.nchan}
+        preferred = {
+            "y": y_chunks[0],
+            "x": index.xres,
+            "detector": index.ndet,
+            "channel": index.nchan,
+        }
         spectra = xr.Variable(
             RAW_DIMS,
             indexing.LazilyIndexedArray(GeoPixeSpectraArray(index)),
@@ -118,16 +123,24 @@ class GeoPixeBackendEntrypoint(BackendEntrypoint):
         data_vars = {
             "spectra": spectra,
             "deadtime": xr.Variable(
-                PIXEL_DIMS, index.deadtime_map(nrows), with_attrs("deadtime"), encoding={"preferred_chunks": small}
+                PIXEL_DIMS,
+                index.deadtime_map(nrows),
+                with_attrs("deadtime"),
+                encoding={"preferred_chunks": small},
             ),
             "present": xr.Variable(
-                PIXEL_DIMS, index.present(nrows), with_attrs("present"), encoding={"preferred_chunks": small}
+                PIXEL_DIMS,
+                index.present(nrows),
+                with_attrs("present"),
+                encoding={"preferred_chunks": small},
             ),
         }
         if drop_variables:
             drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
             data_vars = {k: v for k, v in data_vars.items() if k not in drop}
-        return xr.Dataset(data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index))
+        return xr.Dataset(
+            data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index)
+        )
 
 
 class DaskBackendArray(BackendArray):
@@ -143,7 +156,9 @@ class DaskBackendArray(BackendArray):
         self.dtype = array.dtype
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._read
+        )
 
     def _read(self, key: tuple) -> np.ndarray:
         out = self.array

@@ -30,7 +30,15 @@ from typing import Any
 
 import dask.array as da
 
-__all__ = ["PATHS", "register", "source", "lookup", "sum_spectrum", "stored_sum_spectrum", "channel_blocks"]
+__all__ = [
+    "PATHS",
+    "register",
+    "source",
+    "lookup",
+    "sum_spectrum",
+    "stored_sum_spectrum",
+    "channel_blocks",
+]
 
 PATHS = ("sum_spectrum", "stored_sum_spectrum", "channel_blocks")
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}

@@ -14,7 +14,9 @@ from xrfdask.runtime import iter_computed
 __all__ = ["to_npy"]
 
 
-def to_npy(array: xr.DataArray | da.Array, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+def to_npy(
+    array: xr.DataArray | da.Array, path: str | os.PathLike, *, overwrite: bool = False
+) -> str:
     """Write an array to ``path`` in NumPy's ``.npy`` format, block by block.
 
     Blocks are computed a few at a time (see :func:`xrfdask.runtime.iter_computed`) and written at
@@ -39,7 +41,11 @@ def to_npy(array: xr.DataArray | da.Array, path: str | os.PathLike, *, overwrite
         data = da.from_array(np.asarray(data))
     # One task per band along the first axis, all other axes whole: each band is contiguous.
     data = data.rechunk({i: -1 for i in range(1, data.ndim)})
-    header = {"descr": np.lib.format.dtype_to_descr(data.dtype), "fortran_order": False, "shape": data.shape}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(data.dtype),
+        "fortran_order": False,
+        "shape": data.shape,
+    }
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.lib.format.write_array_header_2_0(f, header)
         expected = f.tell() + data.nbytes

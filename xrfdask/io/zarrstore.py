@@ -52,7 +52,10 @@ def dataset_to_zarr(ds: xr.Dataset, store: str | os.PathLike, *, overwrite: bool
     for name in out.variables:
         out[name].encoding = {}
         out[name].attrs = zarr_safe_attrs(out[name].attrs)
-    with atomic_output(store, overwrite=overwrite, directory=True) as tmp, warnings.catch_warnings():
+    with (
+        atomic_output(store, overwrite=overwrite, directory=True) as tmp,
+        warnings.catch_warnings(),
+    ):
         # Consolidated metadata is how xarray opens stores fast; zarr 3 warns it is not in the v3
         # spec yet, but zarr and xarray read it.
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)

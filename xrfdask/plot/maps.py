@@ -51,7 +51,9 @@ def element_maps(
 
     maps = result[variable] if isinstance(result, xr.Dataset) else result
     if "detector" in maps.dims:
-        maps = maps.sum("detector", min_count=1) if detector == "sum" else maps.sel(detector=detector)
+        maps = (
+            maps.sum("detector", min_count=1) if detector == "sum" else maps.sel(detector=detector)
+        )
     if lines is not None:
         maps = maps.sel(line=lines)
     maps = maps.transpose("line", "y", "x").compute()  # eager-ok: the small result maps being drawn
@@ -59,7 +61,9 @@ def element_maps(
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     aspect = maps.sizes["y"] / max(1, maps.sizes["x"])
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows * max(aspect, 0.4) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows * max(aspect, 0.4) + 0.4), squeeze=False
+    )
     extent = None
     if {"x", "y"} <= set(maps.coords) and maps.sizes["x"] > 1 and maps.sizes["y"] > 1:
         x, y = maps["x"].values, maps["y"].values
@@ -70,7 +74,9 @@ def element_maps(
         ax.set_title(str(line))
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label=maps.attrs.get("units", "counts"))
+        fig.colorbar(
+            shown, ax=ax, fraction=0.046, pad=0.04, label=maps.attrs.get("units", "counts")
+        )
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.tight_layout()

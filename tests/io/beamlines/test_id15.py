@@ -163,18 +163,33 @@ def test_extra_points_are_ignored_and_short_scans_refused(tmp_path):
         t = bliss_scan(f, extra_points=7)
     ds = convert_id15(path, "1.1", (ROWS, COLS))
     np.testing.assert_array_equal(ds.spectra.values[:, :, 0], grid(t["falconx_det0"]))
-    with pytest.raises(FormatError, match=r"'1.1/measurement/falconx_det0' has 57 points, the scan needs 6 x 10 = 60"):
+    with pytest.raises(
+        FormatError,
+        match=r"'1.1/measurement/falconx_det0' has 57 points, the scan needs 6 x 10 = 60",
+    ):
         convert_id15(path, "1.1", (6, 10))
 
 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda f: f.__delitem__("1.1/measurement/fpico2"), "dataset '1.1/measurement/fpico2' is missing"),
+        (
+            lambda f: f.__delitem__("1.1/measurement/fpico2"),
+            "dataset '1.1/measurement/fpico2' is missing",
+        ),
         (lambda f: f.__delitem__("1.1/measurement/hry"), "motor 'hry' is missing"),
-        (lambda f: f.__delitem__("1.1/measurement/falconx_det0_event_count_rate"), "falconx_det0_event_count_rate' is missing"),
-        (lambda f: _replace(f, "1.1/measurement/falconx_det0", np.zeros((50,), "u4")), "has shape \\(50,\\), expected points x channels"),
-        (lambda f: _replace(f, "1.1/measurement/falconx2_det0", np.zeros((50, 128), "u4")), "different channel counts"),
+        (
+            lambda f: f.__delitem__("1.1/measurement/falconx_det0_event_count_rate"),
+            "falconx_det0_event_count_rate' is missing",
+        ),
+        (
+            lambda f: _replace(f, "1.1/measurement/falconx_det0", np.zeros((50,), "u4")),
+            "has shape \\(50,\\), expected points x channels",
+        ),
+        (
+            lambda f: _replace(f, "1.1/measurement/falconx2_det0", np.zeros((50, 128), "u4")),
+            "different channel counts",
+        ),
     ],
 )
 def test_bad_input_names_file_and_dataset(bliss, damage, message):
@@ -197,7 +212,10 @@ def test_output_names(tmp_path):
     f = tmp_path / "data.v2" / "sample.h5"
     assert id15_output_path(f, "3.1") == tmp_path / "data.v2" / "sample_scan3.h5"
     assert id15_output_path(f, ["3.1", "5.1"]).name == "sample_scan3-5.h5"
-    assert id15_output_path([f, tmp_path / "other.h5"], ["3.1", "5.1"]).name == "sample_scan3-other_scan5.h5"
+    assert (
+        id15_output_path([f, tmp_path / "other.h5"], ["3.1", "5.1"]).name
+        == "sample_scan3-other_scan5.h5"
+    )
 
 
 def test_converted_map_writes_to_the_layout(bliss, tmp_path):

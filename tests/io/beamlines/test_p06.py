@@ -39,7 +39,11 @@ def synth(n: int, rng, nchan: int = 64, channels=(("xspress3_01", "channel00"),)
         src["spectra"][key] = rng.poisson(3.0, (n, nchan)).astype(np.uint32)
         src["ocr"][key] = rng.uniform(1e3, 2e3, n)
         src["icr"][key] = src["ocr"][key] * rng.uniform(1.0, 1.3, n)
-    src["adc"] = {"value1": rng.uniform(9e4, 1.1e5, n), "value2": rng.uniform(1e4, 2e4, n), "exposuretime": rng.uniform(0.09, 0.11, n)}
+    src["adc"] = {
+        "value1": rng.uniform(9e4, 1.1e5, n),
+        "value2": rng.uniform(1e4, 2e4, n),
+        "exposuretime": rng.uniform(0.09, 0.11, n),
+    }
     k = np.arange(n)
     src["scan_data"] = {"scanx": (k % 10) * 0.1, "scany": (k // 10) * 0.1}
     return src
@@ -79,11 +83,15 @@ def write_scan(bt: Path, number: int, cmd, src: dict, *, split=None, adc: str | 
         for i, name in enumerate(names):
             with h5py.File(folder / "adc_01" / name, "w") as f:
                 for key, values in src["adc"].items():
-                    f[f"entry/data/{key}"] = values[edges[i]:edges[i + 1]]
+                    f[f"entry/data/{key}"] = values[edges[i] : edges[i + 1]]
     elif adc == "single":
         (folder / "adc01").mkdir()
         with h5py.File(folder / "adc01" / f"{stem}_adc.nxs", "w") as f:
-            for key, new in (("value1", "Value1"), ("value2", "Value2"), ("exposuretime", "ExposureTime")):
+            for key, new in (
+                ("value1", "Value1"),
+                ("value2", "Value2"),
+                ("exposuretime", "ExposureTime"),
+            ):
                 f[f"entry/data/{new}"] = src["adc"][key]
     if pilc is not None:
         (folder / pilc_dir).mkdir()
@@ -140,7 +148,10 @@ def test_recipe_values_one_by_one(recipe):
     assert ds.attrs["source_format"] == "P06" and ds.attrs["source_path"] == str(scan)
     assert ds.attrs["time_triggered"] is False
     assert ds.attrs["fast_axis"].startswith("mot1 (scanx)")
-    assert ds.spectra.attrs["units"] == "counts" and ds.I0.attrs["long_name"] == "incident flux monitor"
+    assert (
+        ds.spectra.attrs["units"] == "counts"
+        and ds.I0.attrs["long_name"] == "incident flux monitor"
+    )
 
 
 def test_conversion_reads_no_histogram(recipe):
@@ -148,9 +159,14 @@ def test_conversion_reads_no_histogram(recipe):
     with dask.config.set(scheduler=ComputeForbidden()):
         ds = convert_p06(scan, sort=True)
     assert isinstance(ds.spectra.data, da.Array)
-    assert any(str(k[0] if isinstance(k, tuple) else k).startswith("h5-read") for k in ds.spectra.data.__dask_graph__())
+    assert any(
+        str(k[0] if isinstance(k, tuple) else k).startswith("h5-read")
+        for k in ds.spectra.data.__dask_graph__()
+    )
     assert ds.spectra.data.chunksize[2:] == (1, 4096)  # detector and channel whole
-    np.testing.assert_array_equal(ds.spectra.values[:, :, 0], as_map(src["spectra"]["xspress3_01", "channel00"]))
+    np.testing.assert_array_equal(
+        ds.spectra.values[:, :, 0], as_map(src["spectra"]["xspress3_01", "channel00"])
+    )
 
 
 def test_scan_path_with_extension_and_pathlike(recipe):
@@ -196,7 +212,17 @@ def test_sort_reorders_every_variable_identically(tmp_path, rng):
     assert not np.array_equal(unsorted.mot1.values, ref.mot1.values)
     ds = convert_p06(mixed, sort=True)
     assert isinstance(ds.spectra.data, da.Array)
-    for name in ("spectra", "icr", "ocr", "present", "I0", "I1", "acquisition_time", "mot1", "mot2"):
+    for name in (
+        "spectra",
+        "icr",
+        "ocr",
+        "present",
+        "I0",
+        "I1",
+        "acquisition_time",
+        "mot1",
+        "mot2",
+    ):
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
     np.testing.assert_allclose(ds.x, ref.x)
     np.testing.assert_allclose(ds.y, ref.y)
@@ -221,8 +247,14 @@ def pilc_parts(rng, n=40, extra=(3, 17, 30)):
     values[5][counter == 1] = (k // 10) * 0.1 + rng.normal(0, 1e-4, n)
     half = total // 2
     parts = [
-        {"counter": counter[:half], "encoders": [(nm, v[:half]) for nm, v in zip(names, values, strict=True)]},
-        {"counter": counter[half:], "encoders": [(nm, v[half:]) for nm, v in zip(names, values, strict=True)]},
+        {
+            "counter": counter[:half],
+            "encoders": [(nm, v[:half]) for nm, v in zip(names, values, strict=True)],
+        },
+        {
+            "counter": counter[half:],
+            "encoders": [(nm, v[half:]) for nm, v in zip(names, values, strict=True)],
+        },
     ]
     expected = {nm: v[counter == 1] for nm, v in zip(names, values, strict=True)}
     return parts, expected
@@ -245,7 +277,10 @@ def test_pilc_encoder_alias_and_index_fallbacks(tmp_path, rng):
     src = synth(40, rng)
     parts, enc = pilc_parts(rng)
     for part in parts:  # scanx's encoder is called scanv; nothing is called scany
-        part["encoders"] = [("scanv" if nm == "scanx" else "other" if nm == "scany" else nm, v) for nm, v in part["encoders"]]
+        part["encoders"] = [
+            ("scanv" if nm == "scanx" else "other" if nm == "scany" else nm, v)
+            for nm, v in part["encoders"]
+        ]
     src["scan_data"] = {}
     scan = write_scan(tmp_path, 1, CMESH, src, pilc=parts, pilc_dir="pilctriggergenerator_05")
     ds = convert_p06(scan, sort=False)
@@ -270,19 +305,31 @@ def test_no_adc_folder_means_no_counters(tmp_path, rng):
 
 
 def test_summed_channels_and_devices(tmp_path, rng):
-    keys = (("xspress3_01", "channel00"), ("xspress3_01", "channel01"), ("xspress3_02", "channel00"))
+    keys = (
+        ("xspress3_01", "channel00"),
+        ("xspress3_01", "channel01"),
+        ("xspress3_02", "channel00"),
+    )
     src = synth(40, rng, channels=keys)
     scan = write_scan(tmp_path, 1, CMESH, src, split=[15, 25])
     ds = convert_p06(scan, sort=False, ch0=("xspress3_01", ["channel00", "channel01"]))
     a, b, c = keys
     assert ds.spectra.dtype == np.uint32 and isinstance(ds.spectra.data, da.Array)
-    np.testing.assert_array_equal(ds.spectra.values[:, :, 0], as_map(src["spectra"][a] + src["spectra"][b]))
+    np.testing.assert_array_equal(
+        ds.spectra.values[:, :, 0], as_map(src["spectra"][a] + src["spectra"][b])
+    )
     np.testing.assert_allclose(ds.icr.values[:, :, 0], as_map(src["icr"][a] + src["icr"][b]))
     np.testing.assert_allclose(ds.ocr.values[:, :, 0], as_map(src["ocr"][a] + src["ocr"][b]))
-    ds = convert_p06(scan, sort=False, ch0=[["xspress3_01", "xspress3_02"], [["channel00", "channel01"], "channel00"]])
+    ds = convert_p06(
+        scan,
+        sort=False,
+        ch0=[["xspress3_01", "xspress3_02"], [["channel00", "channel01"], "channel00"]],
+    )
     total = src["spectra"][a] + src["spectra"][b] + src["spectra"][c]
     np.testing.assert_array_equal(ds.spectra.values[:, :, 0], as_map(total))
-    np.testing.assert_allclose(ds.ocr.values[:, :, 0], as_map(src["ocr"][a] + src["ocr"][b] + src["ocr"][c]))
+    np.testing.assert_allclose(
+        ds.ocr.values[:, :, 0], as_map(src["ocr"][a] + src["ocr"][b] + src["ocr"][c])
+    )
 
 
 def test_two_detectors(tmp_path, rng):
@@ -297,7 +344,9 @@ def test_two_detectors(tmp_path, rng):
         np.testing.assert_array_equal(ds.ocr.values[:, :, d], as_map(src["ocr"][key]))
 
 
-@pytest.mark.parametrize("bad", ["xspress3_01", ("xspress3_01",), ("xspress3_01", 3), (["a", "b"], ["channel00"])])
+@pytest.mark.parametrize(
+    "bad", ["xspress3_01", ("xspress3_01",), ("xspress3_01", 3), (["a", "b"], ["channel00"])]
+)
 def test_bad_channel_spec(recipe, bad):
     scan, _ = recipe
     with pytest.raises(ConfigError):
@@ -352,7 +401,9 @@ def test_step_scan_ascan(tmp_path, rng):
     assert ds.mot2.attrs["Name"] == "scanx"
     ds = convert_p06(scan, sort=True)  # sorted along the row
     np.testing.assert_array_equal(ds.mot1.values[0], np.linspace(0, 1, 11))
-    np.testing.assert_array_equal(ds.spectra.values[0, :, 0], src["spectra"]["xspress3_01", "channel00"][::-1])
+    np.testing.assert_array_equal(
+        ds.spectra.values[0, :, 0], src["spectra"]["xspress3_01", "channel00"][::-1]
+    )
     np.testing.assert_allclose(ds.x, np.linspace(0, 1, 11))
 
 
@@ -362,7 +413,9 @@ def test_step_mesh_counts_intervals(tmp_path, rng):
     src["scan_data"] = {"scanx": (k % 5) * 0.25, "scany": (k // 5) * 0.5}
     ds = convert_p06(write_scan(tmp_path, 1, "mesh scanx 0 1 4 scany 0 1 2 0.1", src), sort=False)
     assert ds.spectra.shape[:2] == (3, 5)
-    np.testing.assert_array_equal(ds.spectra.values[:, :, 0], src["spectra"]["xspress3_01", "channel00"].reshape(3, 5, -1))
+    np.testing.assert_array_equal(
+        ds.spectra.values[:, :, 0], src["spectra"]["xspress3_01", "channel00"].reshape(3, 5, -1)
+    )
 
 
 def test_timescan(tmp_path, rng):
@@ -411,7 +464,9 @@ def test_more_points_is_time_triggered(tmp_path, rng):
     ds = convert_p06(scan, sort=True)  # sorting is forced off
     assert ds.attrs["time_triggered"] is True
     assert ds.spectra.shape[:3] == (1, 52, 1)
-    np.testing.assert_array_equal(ds.spectra.values[0, :, 0], src["spectra"]["xspress3_01", "channel00"])
+    np.testing.assert_array_equal(
+        ds.spectra.values[0, :, 0], src["spectra"]["xspress3_01", "channel00"]
+    )
     np.testing.assert_array_equal(ds.mot1.values[0], src["scan_data"]["scanx"])
     np.testing.assert_array_equal(ds.I1.values[0], src["adc"]["value2"])
     np.testing.assert_array_equal(ds.x, np.arange(52))  # not a grid: pixel indices
@@ -456,7 +511,9 @@ def test_merge_time_triggered_scans_along_points(tmp_path, rng):
     assert ds.attrs["time_triggered"] is True and ds.spectra.shape[:2] == (1, 70)
     expected = np.concatenate([a["spectra"][key], b["spectra"][key]])
     np.testing.assert_array_equal(ds.spectra.values[0, :, 0], expected)
-    np.testing.assert_array_equal(ds.mot2.values[0], np.concatenate([a["scan_data"]["scany"], b["scan_data"]["scany"]]))
+    np.testing.assert_array_equal(
+        ds.mot2.values[0], np.concatenate([a["scan_data"]["scany"], b["scan_data"]["scany"]])
+    )
     with pytest.raises(FormatError, match="some are time-triggered"):
         convert_p06([sa, sb])  # the first is a map, the second time-triggered
 
@@ -473,7 +530,9 @@ def test_merge_needs_equal_rows(tmp_path, rng):
 def test_output_path():
     assert p06_output_path("/beam.time.1/raw/scan_00012") == Path("/beam.time.1/scan00012_merge.h5")
     assert p06_output_path(Path("/bt/raw/scan_00012.nxs")) == Path("/bt/scan00012_merge.h5")
-    assert p06_output_path(["/bt/raw/scan_00012", "/bt/raw/scan_00015"]) == Path("/bt/scan00012-00015_merge.h5")
+    assert p06_output_path(["/bt/raw/scan_00012", "/bt/raw/scan_00015"]) == Path(
+        "/bt/scan00012-00015_merge.h5"
+    )
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -534,7 +593,11 @@ def test_pilc_length_mismatch(tmp_path, rng):
     with pytest.raises(FormatError) as exc:
         convert_p06(scan)
     text = one_line(exc)
-    assert "pilctriggergenerator_03" in text and "'entry/data/encoder_2'" in text and "39 points" in text
+    assert (
+        "pilctriggergenerator_03" in text
+        and "'entry/data/encoder_2'" in text
+        and "39 points" in text
+    )
 
 
 def test_detector_length_mismatch(tmp_path, rng):
@@ -561,13 +624,25 @@ def test_writes_and_reads_back_through_the_layout(tmp_path, rng):
     out = to_h5(ds, p06_output_path(scan))
     assert Path(out) == tmp_path / "scan00001_merge.h5"
     back = open_h5(out)
-    for name in ("spectra", "icr", "ocr", "present", "I0", "I1", "acquisition_time", "mot1", "mot2"):
+    for name in (
+        "spectra",
+        "icr",
+        "ocr",
+        "present",
+        "I0",
+        "I1",
+        "acquisition_time",
+        "mot1",
+        "mot2",
+    ):
         np.testing.assert_array_equal(back[name].values, ds[name].values, err_msg=name)
     assert list(back.detector.values) == ["channel00", "channel01"]
     assert back.mot1.attrs["Name"] == "scanx" and back.attrs["cmd"] == CMESH
     with h5py.File(out) as f:
         assert f["raw/channel00/spectra"].shape == (4, 10, 64)
-        np.testing.assert_array_equal(f["raw/channel01/sumspec"][()], src["spectra"][keys[1]].sum(0))
+        np.testing.assert_array_equal(
+            f["raw/channel01/sumspec"][()], src["spectra"][keys[1]].sum(0)
+        )
 
 
 def test_no_warning_on_complete_scan(recipe):

@@ -30,7 +30,10 @@ def test_sample_header_dumps_byte_identical(sample_path):
 
 
 def test_repeated_detector_blocks_are_all_kept_in_order(tmp_path):
-    detectors = [{"Idx": 0, "Type": 5, "Area (mm²)": 150.0}, {"Idx": 1, "Type": 5, "Area (mm²)": 30.0}]
+    detectors = [
+        {"Idx": 0, "Type": 5, "Area (mm²)": 150.0},
+        {"Idx": 1, "Type": 5, "Area (mm²)": 30.0},
+    ]
     raw = gf.header_bytes(gf.header_fields(2, 1, 2, 8), detectors)
     assert json.loads(raw)["Detector"] == detectors[1]  # what a plain json.loads would keep
     fields = parse_header_text(raw)
@@ -48,12 +51,16 @@ json_scalars = st.one_of(
 )  # fmt: skip
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
 
-@given(st.dictionaries(st.text(max_size=8).filter(lambda k: k != "Detector"), json_values, max_size=5))
+@given(
+    st.dictionaries(st.text(max_size=8).filter(lambda k: k != "Detector"), json_values, max_size=5)
+)
 def test_dump_matches_readoutxfm_serialiser(fields):
     # ReadoutXFM writes json.dumps(obj, indent="\t"): our writer must produce the same bytes.
     assert dump_header(fields) == json.dumps(fields, indent="\t").encode()
@@ -84,7 +91,9 @@ def test_no_record_tag_after_header(tmp_path):
     with pytest.raises(FormatError, match="header JSON is broken"):
         read_header(path)
     path = _file(tmp_path, struct.pack("<H", len(text)) + text + b"XX" + bytes(14))
-    with pytest.raises(FormatError, match=rf"expected the first pixel record 'DP' at offset {2 + len(text)}"):
+    with pytest.raises(
+        FormatError, match=rf"expected the first pixel record 'DP' at offset {2 + len(text)}"
+    ):
         read_header(path)
 
 

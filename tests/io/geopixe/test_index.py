@@ -157,7 +157,10 @@ def test_truncated_inside_a_record_drops_it(tmp_path, sample_path, cut):
     offsets = _parse_headers_slowly(sample_path)[:, 0].astype(int)
     data = sample_path.read_bytes()[: offsets[301] + cut]
     path = gf.write(tmp_path / "cut.GeoPIXE", data)
-    with pytest.warns(TruncatedMapWarning, match=f"ends inside the record at offset {offsets[301]}; it was dropped"):
+    with pytest.warns(
+        TruncatedMapWarning,
+        match=f"ends inside the record at offset {offsets[301]}; it was dropped",
+    ):
         idx = build_index(path, cache=False)
     assert idx.n_records == 301
     present = idx.present()
@@ -216,8 +219,12 @@ def test_duplicated_record(tmp_path, sample_path):
     offsets = _parse_headers_slowly(sample_path)[:, 0].astype(int)
     data = sample_path.read_bytes()
     dup = data[offsets[50] : offsets[51]]
-    path = gf.write(tmp_path / "dup.GeoPIXE", data[: offsets[51]] + dup + data[offsets[51] : offsets[-1]])
-    _expect_error(path, f"record at offset {offsets[51]} holds .*: duplicated or out-of-order record")
+    path = gf.write(
+        tmp_path / "dup.GeoPIXE", data[: offsets[51]] + dup + data[offsets[51] : offsets[-1]]
+    )
+    _expect_error(
+        path, f"record at offset {offsets[51]} holds .*: duplicated or out-of-order record"
+    )
 
 
 def test_detectors_swapped_within_pixel(tmp_path):
@@ -225,7 +232,10 @@ def test_detectors_swapped_within_pixel(tmp_path):
     data, offsets = gf.build(spectra, deadtime)
     a, b, c = offsets[4], offsets[5], offsets[6]
     swapped = data[:a] + data[b:c] + data[a:b] + data[c:]
-    _expect_error(gf.write(tmp_path / "swap.GeoPIXE", swapped), f"record at offset {a} holds .*missing or out of order")
+    _expect_error(
+        gf.write(tmp_path / "swap.GeoPIXE", swapped),
+        f"record at offset {a} holds .*missing or out of order",
+    )
 
 
 def test_record_outside_header_dimensions(tmp_path):
@@ -233,16 +243,24 @@ def test_record_outside_header_dimensions(tmp_path):
     data, offsets = gf.build(spectra, deadtime)
     bad = bytearray(data)
     struct.pack_into("<H", bad, offsets[3] + 6, 7)  # x = 7 in a 2-column map
-    _expect_error(gf.write(tmp_path / "x.GeoPIXE", bytes(bad)), rf"offset {offsets[3]} holds \(x=7, y=1, detector=0\), outside the header")
+    _expect_error(
+        gf.write(tmp_path / "x.GeoPIXE", bytes(bad)),
+        rf"offset {offsets[3]} holds \(x=7, y=1, detector=0\), outside the header",
+    )
 
 
-@pytest.mark.parametrize(("length", "why"), [(15, "short"), (18, "not 16 + 4k"), (16 + 4 * 17, "more pairs than Chan")])
+@pytest.mark.parametrize(
+    ("length", "why"), [(15, "short"), (18, "not 16 + 4k"), (16 + 4 * 17, "more pairs than Chan")]
+)
 def test_impossible_record_length(tmp_path, length, why):
     spectra, deadtime = gf.random_map((2, 2, 1, 16))
     data, offsets = gf.build(spectra, deadtime)
     bad = bytearray(data)
     struct.pack_into("<I", bad, offsets[1] + 2, length)
-    _expect_error(gf.write(tmp_path / "len.GeoPIXE", bytes(bad)), f"record at offset {offsets[1]} has length {length}")
+    _expect_error(
+        gf.write(tmp_path / "len.GeoPIXE", bytes(bad)),
+        f"record at offset {offsets[1]} has length {length}",
+    )
 
 
 def test_length_running_past_eof_is_corruption_when_implausible(tmp_path):
@@ -250,7 +268,10 @@ def test_length_running_past_eof_is_corruption_when_implausible(tmp_path):
     data, offsets = gf.build(spectra, deadtime)
     bad = bytearray(data)
     struct.pack_into("<I", bad, offsets[3] + 2, 10**6)  # cannot hold 16 channels: not a truncation
-    _expect_error(gf.write(tmp_path / "eof.GeoPIXE", bytes(bad)), f"record at offset {offsets[3]} has length 1000000")
+    _expect_error(
+        gf.write(tmp_path / "eof.GeoPIXE", bytes(bad)),
+        f"record at offset {offsets[3]} has length 1000000",
+    )
 
 
 def test_bad_tag(tmp_path):
@@ -258,10 +279,16 @@ def test_bad_tag(tmp_path):
     data, offsets = gf.build(spectra, deadtime)
     bad = bytearray(data)
     bad[offsets[2] : offsets[2] + 2] = b"XP"
-    _expect_error(gf.write(tmp_path / "tag.GeoPIXE", bytes(bad)), f"record at offset {offsets[2]} starts with b'XP', expected 'DP'")
+    _expect_error(
+        gf.write(tmp_path / "tag.GeoPIXE", bytes(bad)),
+        f"record at offset {offsets[2]} starts with b'XP', expected 'DP'",
+    )
 
 
 def test_more_detectors_than_header_dets(tmp_path):
     spectra, deadtime = gf.random_map((2, 2, 3, 16))
     data, offsets = gf.build(spectra, deadtime, gf.header_fields(2, 2, 2, 16))
-    _expect_error(gf.write(tmp_path / "d.GeoPIXE", data), rf"record at offset {offsets[2]} holds \(x=0, y=0, detector=2\), outside the header's Dets = 2")
+    _expect_error(
+        gf.write(tmp_path / "d.GeoPIXE", data),
+        rf"record at offset {offsets[2]} holds \(x=0, y=0, detector=2\), outside the header's Dets = 2",
+    )

@@ -38,7 +38,9 @@ def maps(tmp_path_factory, sample_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("job", [SUM, REWRITE], ids=["sum", "rewrite"])
 def test_peak_memory_does_not_grow_with_map_size(maps, sample_dense, job):
-    baseline, _ = peak_rss_of("import dask, numpy, xarray, numba, xrfdask, xrfdask.io.geopixe.writer")
+    baseline, _ = peak_rss_of(
+        "import dask, numpy, xarray, numba, xrfdask, xrfdask.io.geopixe.writer"
+    )
     peaks = {}
     for name, (path, npx) in maps.items():
         peaks[name], out = peak_rss_of(job.format(chunk=CHUNK, path=path))

@@ -100,7 +100,10 @@ def test_opening_and_indexing_never_decode_spectra(tmp_path):
         index_geopixe(path)
         xr.open_dataset(path, engine="geopixe")
     assert ds.deadtime.shape == (3, 4, 2)
-    with pytest.raises(FormatError, match=rf"stores channel 999 at offset {offsets[0] + 16}, but the header has Chan = 16"):
+    with pytest.raises(
+        FormatError,
+        match=rf"stores channel 999 at offset {offsets[0] + 16}, but the header has Chan = 16",
+    ):
         ds.spectra.isel(y=0).values
 
 
@@ -111,7 +114,10 @@ def test_unsorted_channels_are_reported(tmp_path):
     struct.pack_into("<H", bad, offsets[2] + 16 + 4, 0)  # second pair's channel 1 -> 0
     ds = open_geopixe(gf.write(tmp_path / "u.GeoPIXE", bytes(bad)), chunks=1)
     np.testing.assert_array_equal(ds.spectra.isel(y=0).values, spectra[0])
-    with pytest.raises(FormatError, match=rf"record \(x=0, y=1, detector=0\) has channels out of ascending order at offset {offsets[2] + 20}"):
+    with pytest.raises(
+        FormatError,
+        match=rf"record \(x=0, y=1, detector=0\) has channels out of ascending order at offset {offsets[2] + 20}",
+    ):
         ds.spectra.isel(y=1).values
 
 
@@ -129,7 +135,9 @@ def test_truncated_map_reads_zero_and_flags_missing(tmp_path, sample_path, sampl
     np.testing.assert_array_equal(flat[150, 0], ref[150, 0])
     assert not flat[150, 1].any() and not flat[151:].any()
     present = ds.present.values.reshape(160, 2)
-    assert present[:150].all() and present[150].tolist() == [True, False] and not present[151:].any()
+    assert (
+        present[:150].all() and present[150].tolist() == [True, False] and not present[151:].any()
+    )
     assert ds.deadtime.values.reshape(160, 2)[151:].sum() == 0
 
 
@@ -183,12 +191,16 @@ def test_fast_sum_spectrum_equals_the_dense_sum(sample_path, sample_dense, tmp_p
 
     for chunks in (1, 3, -1, {"y": 2, "x": 7}):
         ds = open_geopixe(sample_path, chunks=chunks)
-        np.testing.assert_array_equal(sum_spectrum(ds.spectra.data).compute(), sample_dense.sum((0, 1)))
+        np.testing.assert_array_equal(
+            sum_spectrum(ds.spectra.data).compute(), sample_dense.sum((0, 1))
+        )
     # Blocks grouped into any number of sum tasks, added in a tree of any fan-in.
     ds = open_geopixe(sample_path, chunks=1)
     for tasks, fan_in in ((1, 8), (3, 2), (7, 2), (100, 3)):
         total = sum_spectrum(ds.spectra.data, fan_in=fan_in, tasks=tasks)
-        assert len([k for k in total.__dask_graph__() if "part" in k[0] and k[1] == 0]) == min(tasks, 10)
+        assert len([k for k in total.__dask_graph__() if "part" in k[0] and k[1] == 0]) == min(
+            tasks, 10
+        )
         np.testing.assert_array_equal(total.compute(), sample_dense.sum((0, 1)))
     # Only for the reader's own array: anything derived from it takes the generic path.
     ds = open_geopixe(sample_path)
@@ -213,10 +225,16 @@ def test_channel_window_reads_equal_the_dense_blocks_trimmed(sample_path, sample
         for (i, j), spec in block_specs(ds.spectra.data).items():
             for lo, hi in ((0, 4096), (100, 1500), (4000, 4096)):
                 got = read_block_channels(spec, lo, hi, np.float32)
-                dense = sample_dense[spec.y0 : spec.y0 + spec.nrows, spec.x0 : spec.x0 + spec.ncols, :, lo:hi]
-                assert got.shape == (2, spec.nrows * spec.ncols, hi - lo) and got.dtype == np.float32
+                dense = sample_dense[
+                    spec.y0 : spec.y0 + spec.nrows, spec.x0 : spec.x0 + spec.ncols, :, lo:hi
+                ]
+                assert (
+                    got.shape == (2, spec.nrows * spec.ncols, hi - lo) and got.dtype == np.float32
+                )
                 assert got.flags.c_contiguous
-                np.testing.assert_array_equal(got, dense.transpose(2, 0, 1, 3).reshape(2, -1, hi - lo))
+                np.testing.assert_array_equal(
+                    got, dense.transpose(2, 0, 1, 3).reshape(2, -1, hi - lo)
+                )
     assert block_specs(ds.spectra.isel(detector=[0]).data) is None
     # Channels outside the window are still checked.
     spectra, deadtime = gf.random_map((3, 4, 2, 16), density=1.0)
@@ -244,5 +262,8 @@ def test_records_straddling_read_windows(sample_path, sample_dense, tmp_path, mo
     bad = bytearray(data)
     struct.pack_into("<H", bad, offsets[19] + 16 + 4, 0)  # record 19's second channel -> 0
     ds = open_geopixe(gf.write(tmp_path / "late.GeoPIXE", bytes(bad)), chunks=-1)
-    with pytest.raises(FormatError, match=rf"record \(x=1, y=2, detector=1\) has channels out of ascending order at offset {offsets[19] + 20}"):
+    with pytest.raises(
+        FormatError,
+        match=rf"record \(x=1, y=2, detector=1\) has channels out of ascending order at offset {offsets[19] + 20}",
+    ):
         ds.spectra.values

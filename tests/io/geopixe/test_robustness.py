@@ -66,7 +66,9 @@ def test_truncated_files(tmp_path_factory, cut, rows):
 
 @settings(max_examples=300)
 @given(
-    flips=st.lists(st.tuples(st.integers(0, len(DATA) - 1), st.integers(0, 255)), min_size=1, max_size=4),
+    flips=st.lists(
+        st.tuples(st.integers(0, len(DATA) - 1), st.integers(0, 255)), min_size=1, max_size=4
+    ),
     rows=st.integers(1, 4),
 )
 def test_corrupted_bytes(tmp_path_factory, flips, rows):

@@ -33,8 +33,18 @@ def test_unmodified_rewrite_is_byte_identical(sample_path, tmp_path):
     ("crop", "size", "h", "header"),
     [
         # Expected outputs of ReadoutXFM's writer for the sample (spec geopixe.md 3.4).
-        ({"x": slice(5, 15), "y": slice(2, 8)}, 431_218, 1160, (10, 6, 0.28515625, 0.17102803738317757)),
-        ({"x": slice(15, 40), "y": slice(7, 30)}, 112_734, 1160, (5, 3, 0.142578125, 0.08551401869158878)),
+        (
+            {"x": slice(5, 15), "y": slice(2, 8)},
+            431_218,
+            1160,
+            (10, 6, 0.28515625, 0.17102803738317757),
+        ),
+        (
+            {"x": slice(15, 40), "y": slice(7, 30)},
+            112_734,
+            1160,
+            (5, 3, 0.142578125, 0.08551401869158878),
+        ),
     ],
 )
 def test_crops_match_readoutxfm(sample_path, tmp_path, crop, size, h, header):
@@ -95,7 +105,10 @@ def test_irregular_grid_is_refused(sample_path, tmp_path):
 @pytest.mark.parametrize("ndet", [1, 3])
 def test_round_trip_any_detector_count(tmp_path, ndet):
     spectra, deadtime = gf.random_map((5, 6, ndet, 300), seed=ndet)
-    path = gf.write(tmp_path / "in.GeoPIXE", gf.build(spectra, deadtime, gf.header_fields(6, 5, ndet, 300, 5.0))[0])
+    path = gf.write(
+        tmp_path / "in.GeoPIXE",
+        gf.build(spectra, deadtime, gf.header_fields(6, 5, ndet, 300, 5.0))[0],
+    )
     ds = open_geopixe(path, chunks=2)
     out = to_geopixe(ds, tmp_path / "out.GeoPIXE")
     assert open(out, "rb").read() == path.read_bytes()
@@ -140,7 +153,9 @@ def test_counts_that_do_not_fit_uint16_fail_cleanly(tmp_path):
     counts = np.zeros((2, 2, 1, 8), dtype=np.int64)
     counts[1, 0, 0, 3] = 70_000
     ds = xr.Dataset({"spectra": (("y", "x", "detector", "channel"), counts)})
-    with pytest.raises(FormatError, match=r"pixel \(x=0, y=1, detector=0\) holds 70000 counts in channel 3"):
+    with pytest.raises(
+        FormatError, match=r"pixel \(x=0, y=1, detector=0\) holds 70000 counts in channel 3"
+    ):
         to_geopixe(ds, tmp_path / "big.GeoPIXE")
     assert os.listdir(tmp_path) == []  # no half-written output
     counts[1, 0, 0, 3] = 0
@@ -208,17 +223,29 @@ def test_channel_selections_keep_their_energies(sample_path, sample_dense, tmp_p
     ds = open_geopixe(sample_path)
     part = ds.isel(channel=slice(1000, 3000))
     back = open_geopixe(to_geopixe(part, tmp_path / "part.GeoPIXE"))
-    np.testing.assert_array_equal(back.spectra.isel(channel=slice(1000, 3000)).values, sample_dense[..., 1000:3000])
+    np.testing.assert_array_equal(
+        back.spectra.isel(channel=slice(1000, 3000)).values, sample_dense[..., 1000:3000]
+    )
     assert not back.spectra.isel(channel=slice(0, 1000)).values.any()
     # A map without a GeoPIXE header, every second channel: Chan covers the numbers kept and
     # the gain is per channel number.
     mem = xr.Dataset(
-        {"spectra": (("y", "x", "detector", "channel"), sample_dense[:2, :3, :, 100:200:2].astype(np.int32))},
-        coords={"channel": np.arange(100, 200, 2), "energy": ("channel", np.arange(100, 200, 2) * 0.01)},
+        {
+            "spectra": (
+                ("y", "x", "detector", "channel"),
+                sample_dense[:2, :3, :, 100:200:2].astype(np.int32),
+            )
+        },
+        coords={
+            "channel": np.arange(100, 200, 2),
+            "energy": ("channel", np.arange(100, 200, 2) * 0.01),
+        },
     )
     out = to_geopixe(mem, tmp_path / "strided.GeoPIXE")
     hdr = read_header(out)
     assert hdr.nchan == 199 and hdr.gain_ev == pytest.approx(10.0)
     back = open_geopixe(out)
-    np.testing.assert_array_equal(back.spectra.values[..., 100:200:2], sample_dense[:2, :3, :, 100:200:2])
+    np.testing.assert_array_equal(
+        back.spectra.values[..., 100:200:2], sample_dense[:2, :3, :, 100:200:2]
+    )
     assert float(back.energy[150]) == pytest.approx(1.5)

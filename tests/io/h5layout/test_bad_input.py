@@ -31,15 +31,33 @@ def _set(f, name, data):
     [
         (lambda f: f.__delitem__("raw"), "group 'raw' is missing"),
         (lambda f: [f.__delitem__(f"raw/channel0{d}") for d in (0, 1)], "no 'raw/channelXX' group"),
-        (lambda f: f.__delitem__("raw/channel01/spectra"), "dataset 'raw/channel01/spectra' is missing"),
-        (lambda f: _set(f, "raw/channel00/spectra", np.ones((4, 5, 2, 16))), "'raw/channel00/spectra' has shape \\(4, 5, 2, 16\\), expected rows x columns x channels"),
-        (lambda f: _set(f, "raw/channel01/spectra", np.ones((4, 6, 16))), "'raw/channel01/spectra' covers 4 x 6 pixels but 'raw/channel00/spectra' covers 4 x 5"),
-        (lambda f: _set(f, "raw/channel01/spectra", np.ones((4, 5, 8))), "'raw/channel01/spectra' has 8 channels"),
-        (lambda f: _set(f, "raw/channel00/icr", np.ones((5, 4))), "'raw/channel00/icr' has shape \\(5, 4\\), expected rows x columns = \\(4, 5\\)"),
+        (
+            lambda f: f.__delitem__("raw/channel01/spectra"),
+            "dataset 'raw/channel01/spectra' is missing",
+        ),
+        (
+            lambda f: _set(f, "raw/channel00/spectra", np.ones((4, 5, 2, 16))),
+            "'raw/channel00/spectra' has shape \\(4, 5, 2, 16\\), expected rows x columns x channels",
+        ),
+        (
+            lambda f: _set(f, "raw/channel01/spectra", np.ones((4, 6, 16))),
+            "'raw/channel01/spectra' covers 4 x 6 pixels but 'raw/channel00/spectra' covers 4 x 5",
+        ),
+        (
+            lambda f: _set(f, "raw/channel01/spectra", np.ones((4, 5, 8))),
+            "'raw/channel01/spectra' has 8 channels",
+        ),
+        (
+            lambda f: _set(f, "raw/channel00/icr", np.ones((5, 4))),
+            "'raw/channel00/icr' has shape \\(5, 4\\), expected rows x columns = \\(4, 5\\)",
+        ),
         (lambda f: _set(f, "raw/I0", np.ones(7)), "'raw/I0' has shape \\(7,\\)"),
         (lambda f: _set(f, "mot1", np.ones((3, 5))), "'mot1' has shape \\(3, 5\\)"),
         (lambda f: f.__delitem__("raw/channel01/ocr"), "'ocr' exists for some channels only"),
-        (lambda f: _set(f, "raw/channel00/sumspec", np.ones(15)), "'raw/channel00/sumspec' has shape \\(15,\\)"),
+        (
+            lambda f: _set(f, "raw/channel00/sumspec", np.ones(15)),
+            "'raw/channel00/sumspec' has shape \\(15,\\)",
+        ),
     ],
 )
 def test_inconsistent_files(tmp_path, damage, message):

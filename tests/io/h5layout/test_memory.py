@@ -22,4 +22,6 @@ def maps(tmp_path_factory, sample_path):
 @pytest.mark.parametrize(("writer", "ext"), [("to_h5", "h5"), ("to_zarr", "zarr")])
 def test_conversion_memory_is_bounded(maps, writer, ext):
     small, big = (peak_rss_of(JOB.format(writer=writer, path=p, ext=ext))[0] for p in maps)
-    assert big - small < 48 * MiB, f"{writer}: peak grew from {small / MiB:.0f} to {big / MiB:.0f} MiB"
+    assert big - small < 48 * MiB, (
+        f"{writer}: peak grew from {small / MiB:.0f} to {big / MiB:.0f} MiB"
+    )

@@ -29,7 +29,10 @@ def xrf_proc_fit_file(path, ims0, ims1):
         fit = f.create_group("fit")
         fit.attrs["LastUpdated"] = "01/02/2025 10:11:12"
         fit.attrs["ScatROI"] = False
-        for c, ims, lines in (("channel00", ims0, LINES), ("channel01", ims1, LINES[:2] + LINES[3:])):
+        for c, ims, lines in (
+            ("channel00", ims0, LINES),
+            ("channel01", ims1, LINES[:2] + LINES[3:]),
+        ):
             g = fit.create_group(c)
             g.create_dataset("ims", data=ims, compression="gzip", compression_opts=4)
             g["names"] = [n.encode("utf8") for n in lines]
@@ -48,10 +51,14 @@ def test_reads_fit_written_by_xrf_proc(tmp_path):
     assert fit.peak_area.dims == ("y", "x", "detector", "line")
     assert list(fit.line.values) == LINES
     assert list(fit.detector.values) == ["channel00", "channel01"]
-    np.testing.assert_array_equal(fit.peak_area.sel(detector="channel00").transpose("line", "y", "x").values, ims0)
+    np.testing.assert_array_equal(
+        fit.peak_area.sel(detector="channel00").transpose("line", "y", "x").values, ims0
+    )
     one = fit.peak_area.sel(detector="channel01")
     assert np.isnan(one.sel(line="Pb L")).all()
-    np.testing.assert_array_equal(one.sel(line=["Fe K", "Ca K", "Compt", "Rayl"]).transpose("line", "y", "x").values, ims1)
+    np.testing.assert_array_equal(
+        one.sel(line=["Fe K", "Ca K", "Compt", "Rayl"]).transpose("line", "y", "x").values, ims1
+    )
     np.testing.assert_allclose(fit.sum_area.sel(detector="channel00").values, ims0.sum((1, 2)))
     assert str(fit.config.sel(detector="channel00").item()) == "/data/cfg/axo.cfg"
     assert fit.attrs["LastUpdated"] == "01/02/2025 10:11:12"
@@ -62,21 +69,44 @@ def test_reads_fit_written_by_xrf_proc(tmp_path):
     to_h5(open_h5(path), out)
     to_h5(fit, out)
     with h5py.File(out) as f:
-        assert [n.decode() for n in f["fit/channel01/names"][...]] == ["Fe K", "Ca K", "Compt", "Rayl"]
+        assert [n.decode() for n in f["fit/channel01/names"][...]] == [
+            "Fe K",
+            "Ca K",
+            "Compt",
+            "Rayl",
+        ]
         np.testing.assert_array_equal(f["fit/channel01/ims"][...], ims1)
 
 
 def result(group: str, rng) -> xr.Dataset:
     """A Dataset holding every variable of a result group's schema."""
     schema = RESULT_GROUPS[group]
-    sizes = {"y": NY, "x": NX, "line": len(LINES), "absorber": 2, "variable": 3, "component": 3, "ty": 4, "tx": 4, "class": 3, "channel": 16}
+    sizes = {
+        "y": NY,
+        "x": NX,
+        "line": len(LINES),
+        "absorber": 2,
+        "variable": 3,
+        "component": 3,
+        "ty": 4,
+        "tx": 4,
+        "class": 3,
+        "channel": 16,
+    }
     data_vars, coords = {}, {"detector": [0, 1]}
     for field in schema.fields:
         if field.kind == "names":
-            labels = {"line": LINES, "variable": ["Fe K", "Ca K", "Zn K"], "component": ["PC0", "PC1", "PC2"]}[field.var]
+            labels = {
+                "line": LINES,
+                "variable": ["Fe K", "Ca K", "Zn K"],
+                "component": ["PC0", "PC1", "PC2"],
+            }[field.var]
             coords[field.var] = labels
         elif field.kind == "text":
-            data_vars[field.var] = (("detector",), np.array([f"{field.var} 0", f"{field.var} 1"], dtype=object))
+            data_vars[field.var] = (
+                ("detector",),
+                np.array([f"{field.var} 0", f"{field.var} 1"], dtype=object),
+            )
         elif field.kind == "scalar":
             data_vars[field.var] = (("detector",), np.array([3, 4]))
         else:
@@ -131,10 +161,15 @@ def test_fit_layout_with_plain_h5py(tmp_path):
     with h5py.File(tmp_path / "fit.h5") as f:
         g = f["fit/channel01"]
         assert g["ims"].shape == (len(LINES), NY, NX)  # lines x rows x columns
-        np.testing.assert_array_equal(g["ims"][...], ds.peak_area.sel(detector=1).transpose("line", "y", "x").values)
+        np.testing.assert_array_equal(
+            g["ims"][...], ds.peak_area.sel(detector=1).transpose("line", "y", "x").values
+        )
         assert g["ims"].compression == "gzip" and g["ims"].compression_opts == 4
         assert [n.decode("utf8") for n in g["names"][...]] == LINES  # utf-8 bytes, vlen
-        assert g["names"].compression is None and h5py.check_string_dtype(g["names"].dtype).encoding == "ascii"
+        assert (
+            g["names"].compression is None
+            and h5py.check_string_dtype(g["names"].dtype).encoding == "ascii"
+        )
         assert g["cfg"][()].decode() == "config 1"
         np.testing.assert_array_equal(g["sum/int"][...], ds.sum_area.sel(detector=1).values)
         np.testing.assert_array_equal(g["sum/bkg"][...], ds.sum_background.sel(detector=1).values)
@@ -171,7 +206,10 @@ def test_bad_result_groups(tmp_path):
     with h5py.File(path, "a") as f:
         del f["fit/channel00/ims"]
         f["fit/channel00/ims"] = np.zeros((5, NY, NX + 1), "f4")
-    with pytest.raises(FormatError, match=r"dataset 'fit/channel00/ims' covers \(6, 9\) pixels, expected \(6, 8\)|covers"):
+    with pytest.raises(
+        FormatError,
+        match=r"dataset 'fit/channel00/ims' covers \(6, 9\) pixels, expected \(6, 8\)|covers",
+    ):
         open_h5(path, group="fit")
     with pytest.raises(FormatError, match="group 'quant' is missing"):
         open_h5(path, group="quant")
@@ -181,7 +219,10 @@ def test_bad_result_groups(tmp_path):
 
 def test_single_detector_sum_detector_and_coordinates(tmp_path):
     rng = np.random.default_rng(5)
-    ds = result("fit", rng).assign_coords(y=("y", np.arange(NY) * 0.5, {"units": "mm"}), x=("x", np.arange(NX) * 0.25, {"units": "mm"}))
+    ds = result("fit", rng).assign_coords(
+        y=("y", np.arange(NY) * 0.5, {"units": "mm"}),
+        x=("x", np.arange(NX) * 0.25, {"units": "mm"}),
+    )
     one = ds.isel(detector=0)  # a scalar detector coordinate
     back = open_h5(to_h5(one, tmp_path / "one.h5"), group="fit")
     np.testing.assert_array_equal(back.peak_area.isel(detector=0).values, one.peak_area.values)

@@ -63,7 +63,11 @@ def test_zarr_groups_open_with_plain_xarray(chain, sample_dense):
     ch = xr.open_zarr(za, group="raw/channel01")
     assert ch.spectra.dims == ("y", "x", "channel")
     np.testing.assert_array_equal(ch.spectra.values, sample_dense[:, :, 1])
-    assert zarr.open_group(za, mode="r")["raw/channel01/spectra"].attrs["_ARRAY_DIMENSIONS"] == ["y", "x", "channel"]
+    assert zarr.open_group(za, mode="r")["raw/channel01/spectra"].attrs["_ARRAY_DIMENSIONS"] == [
+        "y",
+        "x",
+        "channel",
+    ]
     assert xr.open_zarr(za, group="raw").I0.dims == ("y", "x")
 
 
@@ -73,12 +77,20 @@ def test_reading_is_lazy_and_follows_stored_chunks(tmp_path):
     path = tmp_path / "xrf_proc.h5"
     with h5py.File(path, "w") as f:  # as xrf_proc's converters write it
         f["cmd"] = "cmesh scanx 0 1 12 scany 0 1 29 0.1"
-        f.create_dataset("raw/channel00/spectra", data=spectra, compression="gzip", compression_opts=4, chunks=(4, 12, 64))
+        f.create_dataset(
+            "raw/channel00/spectra",
+            data=spectra,
+            compression="gzip",
+            compression_opts=4,
+            chunks=(4, 12, 64),
+        )
         f.create_dataset("raw/channel00/icr", data=np.ones((30, 12)))  # unchunked
         f.create_dataset("raw/channel00/ocr", data=np.ones((30, 12)))
         f["raw/channel00/sumspec"] = spectra.sum((0, 1))
         f["raw/I0"] = np.full((30, 12), 7.0)
-    with dask.config.set({"xrfdask.chunk-size": "20KiB"}, scheduler=lambda *a, **k: pytest.fail("opening read data")):
+    with dask.config.set(
+        {"xrfdask.chunk-size": "20KiB"}, scheduler=lambda *a, **k: pytest.fail("opening read data")
+    ):
         ds = open_h5(path)
     assert set(ds.spectra.chunks[0][:-1]) == {4}  # a multiple of the stored chunk rows
     assert ds.spectra.chunks[1:] == ((12,), (1,), (64,))
@@ -112,7 +124,9 @@ def test_xrfh5_engine(chain, sample_dense):
     assert xr.open_dataset(h5a).spectra.shape == (10, 20, 2, 4096)  # guessed from the file
 
 
-def test_example_map_to_h5_and_zarr_through_a_distributed_cluster(example_path, dask_cluster, tmp_path):
+def test_example_map_to_h5_and_zarr_through_a_distributed_cluster(
+    example_path, dask_cluster, tmp_path
+):
     """Process workers on a real scheduler read, compress and (zarr) write; one process writes h5."""
     from distributed import Client
 
@@ -126,7 +140,9 @@ def test_example_map_to_h5_and_zarr_through_a_distributed_cluster(example_path, 
     np.testing.assert_array_equal(open_zarr(store).spectra.values, local.spectra.values)
     np.testing.assert_array_equal(back.values, local.spectra.sum(("y", "x")).values)
     with h5py.File(h5) as f:
-        np.testing.assert_array_equal(f["raw/channel01/sumspec"][...], local.spectra.values[:, :, 1].sum((0, 1)))
+        np.testing.assert_array_equal(
+            f["raw/channel01/sumspec"][...], local.spectra.values[:, :, 1].sum((0, 1))
+        )
 
 
 def test_rows_over_the_budget_are_split_along_x(tmp_path, sample_path, sample_dense):
@@ -160,5 +176,9 @@ def test_one_dimensional_and_contiguous_datasets_are_read_in_pieces(tmp_path):
 
 def test_cropped_maps_write(tmp_path, sample_path, sample_dense):
     crop = open_geopixe(sample_path, chunks=3).isel(y=slice(1, None), x=slice(2, 17))
-    np.testing.assert_array_equal(open_h5(to_h5(crop, tmp_path / "crop.h5")).spectra.values, sample_dense[1:, 2:17])
-    np.testing.assert_array_equal(open_zarr(to_zarr(crop, tmp_path / "crop.zarr")).spectra.values, sample_dense[1:, 2:17])
+    np.testing.assert_array_equal(
+        open_h5(to_h5(crop, tmp_path / "crop.h5")).spectra.values, sample_dense[1:, 2:17]
+    )
+    np.testing.assert_array_equal(
+        open_zarr(to_zarr(crop, tmp_path / "crop.zarr")).spectra.values, sample_dense[1:, 2:17]
+    )

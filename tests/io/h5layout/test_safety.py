@@ -23,6 +23,7 @@ def fit_result(ds, value: float, fail: bool = False) -> xr.Dataset:
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     data = da.full((ny, nx, 2, len(LINES)), value, dtype=np.float32, chunks=(3, nx, 2, len(LINES)))
     if fail:
+
         def boom(block, block_info=None):
             if block_info[None]["chunk-location"][0] == data.numblocks[0] - 1:
                 raise RuntimeError("worker died while fitting")
@@ -30,7 +31,10 @@ def fit_result(ds, value: float, fail: bool = False) -> xr.Dataset:
 
         data = data.map_blocks(boom, dtype=np.float32)
     return xr.Dataset(
-        {"peak_area": (("y", "x", "detector", "line"), data), "sum_area": (("detector", "line"), np.full((2, 3), value))},
+        {
+            "peak_area": (("y", "x", "detector", "line"), data),
+            "sum_area": (("detector", "line"), np.full((2, 3), value)),
+        },
         coords={"detector": [0, 1], "line": LINES},
     )
 
@@ -46,10 +50,18 @@ def raw_fingerprint(path):
     """Content and on-disk chunk offsets of every raw dataset: equal means not rewritten."""
     out = {}
     with h5py.File(path, "r") as f:
+
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                offsets = tuple(obj.id.get_chunk_info(i).byte_offset for i in range(obj.id.get_num_chunks())) if obj.chunks else None
+                offsets = (
+                    tuple(
+                        obj.id.get_chunk_info(i).byte_offset for i in range(obj.id.get_num_chunks())
+                    )
+                    if obj.chunks
+                    else None
+                )
                 out[name] = (obj[...].tobytes(), offsets)
+
         f["raw"].visititems(visit)
     return out
 
@@ -59,7 +71,9 @@ def leftovers(folder, path):
     with h5py.File(path, "r") as f:
         inside = []
         f.visit(inside.append)
-    return [n for n in names if n.startswith(".tmp-")] + [n for n in inside if ".tmp-" in n or ".old-" in n]
+    return [n for n in names if n.startswith(".tmp-")] + [
+        n for n in inside if ".tmp-" in n or ".old-" in n
+    ]
 
 
 def test_existing_file_is_never_silently_overwritten(converted):

@@ -27,7 +27,9 @@ def points_to_map(array: Any, shape: tuple[int, int], what: str = "data") -> Any
     rows, cols = shape
     n = rows * cols
     if array.shape[0] < n:
-        raise FormatError(f"{what}: {array.shape[0]} points, fewer than the {rows} x {cols} = {n} of the scan")
+        raise FormatError(
+            f"{what}: {array.shape[0]} points, fewer than the {rows} x {cols} = {n} of the scan"
+        )
     array = array[:n]
     if isinstance(array, da.Array):
         per_chunk = max(1, max(array.chunks[0]) // cols) * cols
@@ -81,7 +83,9 @@ def sort_map(ds: xr.Dataset, within_rows: str, within_columns: str) -> xr.Datase
     row_order = np.argsort(b_sorted, axis=0, kind="stable")
     src_col = np.take_along_axis(src_col, row_order, axis=0)
     src_row = np.take_along_axis(src_row, row_order, axis=0)
-    if np.array_equal(src_row, np.arange(rows)[:, None].repeat(cols, 1)) and np.array_equal(src_col, np.arange(cols)[None, :].repeat(rows, 0)):
+    if np.array_equal(src_row, np.arange(rows)[:, None].repeat(cols, 1)) and np.array_equal(
+        src_col, np.arange(cols)[None, :].repeat(rows, 0)
+    ):
         return ds
     out = ds.copy()
     for name, var in ds.data_vars.items():
@@ -124,7 +128,9 @@ def assign_motor_coords(ds: xr.Dataset, motors: tuple[str, ...] = ("mot1", "mot2
         for name in motors:
             if name not in ds:
                 continue
-            values = axis_positions(np.asarray(ds[name].transpose("y", "x").values), axis)  # eager-ok: motor
+            values = axis_positions(
+                np.asarray(ds[name].transpose("y", "x").values), axis
+            )  # eager-ok: motor
             if values is not None:
                 attrs = {k: v for k, v in ds[name].attrs.items() if k != "Name"}
                 attrs.setdefault("motor", str(ds[name].attrs.get("Name", name)))

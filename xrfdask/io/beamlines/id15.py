@@ -100,13 +100,18 @@ def convert_id15(
     scans = [scanid] if isinstance(scanid, str) else list(scanid)
     files = list(h5id15) if isinstance(h5id15, list | tuple) else [h5id15] * len(scans)
     if len(files) != len(scans):
-        raise ValueError(f"{len(files)} files for {len(scans)} scans: give one file per scan, or one file")
+        raise ValueError(
+            f"{len(files)} files for {len(scans)} scans: give one file per scan, or one file"
+        )
     dims = _scan_dims(scan_dim, len(scans))
     options = dict(
         mot1_name=mot1_name, mot2_name=mot2_name, ch0id=ch0id, ch1id=ch1id, i0id=i0id,
         i0corid=i0corid, i1id=i1id, i1corid=i1corid, icrid=icrid, ocrid=ocrid,
     )  # fmt: skip
-    maps = [_read_scan(os.fspath(f), str(s), d, **options) for f, s, d in zip(files, scans, dims, strict=True)]
+    maps = [
+        _read_scan(os.fspath(f), str(s), d, **options)
+        for f, s, d in zip(files, scans, dims, strict=True)
+    ]
     ds = maps[0]
     for other in maps[1:]:
         ds = _stitch(ds, other, atol)
@@ -162,7 +167,9 @@ def _read_scan(path: str, scan: str, shape: tuple[int, int], *, mot1_name, mot2_
                 raise FormatError(f"{path}: dataset '{p}' is missing")
             n = h5.shape(p)[0] if h5.shape(p) else 0
             if n < npts:
-                raise FormatError(f"{path}: dataset '{p}' has {n} points, the scan needs {shape[0]} x {shape[1]} = {npts}")
+                raise FormatError(
+                    f"{path}: dataset '{p}' has {n} points, the scan needs {shape[0]} x {shape[1]} = {npts}"
+                )
             data = h5.lazy_banded(p, 0) if lazy else np.asarray(h5.read(p), dtype=float)
             return points_to_map(data, shape, f"{path}: '{p}'")
 
@@ -173,21 +180,33 @@ def _read_scan(path: str, scan: str, shape: tuple[int, int], *, mot1_name, mot2_
         for det in detectors:
             p = f"{meas}/{det}"
             if h5.has(p) and len(h5.shape(p)) != 2:
-                raise FormatError(f"{path}: dataset '{p}' has shape {h5.shape(p)}, expected points x channels")
+                raise FormatError(
+                    f"{path}: dataset '{p}' has shape {h5.shape(p)}, expected points x channels"
+                )
             spectra.append(points(p, lazy=True))
             icr.append(points(f"{meas}/{det}_{icrid}"))
             ocr.append(points(f"{meas}/{det}_{ocrid}"))
         nchan = {s.shape[-1] for s in spectra}
         if len(nchan) > 1:
-            raise FormatError(f"{path}: detectors {detectors} of scan '{scan}' have different channel counts {sorted(nchan)}")
+            raise FormatError(
+                f"{path}: detectors {detectors} of scan '{scan}' have different channel counts {sorted(nchan)}"
+            )
         data_vars: dict[str, Any] = {
-            "spectra": (RAW_DIMS, da.stack(spectra, axis=2).rechunk({2: -1}), with_attrs("spectra")),
+            "spectra": (
+                RAW_DIMS,
+                da.stack(spectra, axis=2).rechunk({2: -1}),
+                with_attrs("spectra"),
+            ),
             "icr": (PIXEL_DIMS, np.stack(icr, axis=2), with_attrs("icr")),
             "ocr": (PIXEL_DIMS, np.stack(ocr, axis=2), with_attrs("ocr")),
         }
         elapsed = f"{meas}/{ch0id}_elapsed_time"
         if h5.has(elapsed):
-            data_vars["acquisition_time"] = (MAP_DIMS, points(elapsed), with_attrs("acquisition_time"))
+            data_vars["acquisition_time"] = (
+                MAP_DIMS,
+                points(elapsed),
+                with_attrs("acquisition_time"),
+            )
         current = _ring_current(h5, scan, npts, shape)
         i0 = points(f"{meas}/{i0id}") / current
         i0 = _rescale(h5, path, scan, i0, i0corid)
@@ -197,16 +216,28 @@ def _read_scan(path: str, scan: str, shape: tuple[int, int], *, mot1_name, mot2_
                 i1 = _rescale(h5, path, scan, points(f"{meas}/{i1id}") / current, i1corid)
                 data_vars["I1"] = (MAP_DIMS, i1, with_attrs("I1"))
             else:
-                warnings.warn(f"{path}: scan '{scan}' has no I1 ('{meas}/{i1id}'); writing none", XrfdaskWarning, stacklevel=3)
+                warnings.warn(
+                    f"{path}: scan '{scan}' has no I1 ('{meas}/{i1id}'); writing none",
+                    XrfdaskWarning,
+                    stacklevel=3,
+                )
         for var, name in (("mot1", mot1_name), ("mot2", mot2_name)):
             p = f"{meas}/{name}"
             if not h5.has(p):
                 p = f"{scan}/instrument/positioners/{name}"
             if not h5.has(p):
-                raise FormatError(f"{path}: motor '{name}' is missing (neither '{meas}/{name}' nor '{p}')")
+                raise FormatError(
+                    f"{path}: motor '{name}' is missing (neither '{meas}/{name}' nor '{p}')"
+                )
             data_vars[var] = (MAP_DIMS, points(p), {"Name": name})
         title = h5.read(f"{scan}/title") if h5.has(f"{scan}/title") else f"scan {scan}"
-    ds = xr.Dataset(data_vars, coords={"detector": [f"channel{i:02d}" for i in range(len(detectors))], "channel": np.arange(nchan.pop())})
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "detector": [f"channel{i:02d}" for i in range(len(detectors))],
+            "channel": np.arange(nchan.pop()),
+        },
+    )
     ds.attrs.update({"cmd": str(title), "source_format": "ID15"})
     return ds
 
@@ -221,7 +252,9 @@ def _ring_current(h5: H5Reader, scan: str, npts: int, shape) -> Any:
     return points_to_map(current, shape, f"{h5.path}: '{p}'")
 
 
-def _rescale(h5: H5Reader, path: str, scan: str, counter: np.ndarray, corid: str | None) -> np.ndarray:
+def _rescale(
+    h5: H5Reader, path: str, scan: str, counter: np.ndarray, corid: str | None
+) -> np.ndarray:
     """``counter / mean(counter) * mean(correction)`` (xrf_proc's i0cor), per scan."""
     if corid is None:
         return counter
@@ -230,7 +263,9 @@ def _rescale(h5: H5Reader, path: str, scan: str, counter: np.ndarray, corid: str
         if h5.has(p):
             correction = float(np.mean(np.asarray(h5.read(p), dtype=float)))
             return counter / np.mean(counter) * correction
-    raise FormatError(f"{path}: correction counter '{corid}' is missing (looked in '{number}.2/measurement/' and '{scan}/instrument/')")
+    raise FormatError(
+        f"{path}: correction counter '{corid}' is missing (looked in '{number}.2/measurement/' and '{scan}/instrument/')"
+    )
 
 
 def _varies_along_x(motor: np.ndarray) -> bool:
@@ -247,26 +282,41 @@ def _fast_slow(ds: xr.Dataset) -> tuple[str, str]:
 
 def _stitch(a: xr.Dataset, b: xr.Dataset, atol: float) -> xr.Dataset:
     """Join two scans side by side along the motor that changed between them (spec 9.1, step 6)."""
-    changed = [m for m in ("mot1", "mot2") if not _same_range(a[m].values, b[m].values, atol)]  # eager-ok: motors
+    changed = [
+        m for m in ("mot1", "mot2") if not _same_range(a[m].values, b[m].values, atol)
+    ]  # eager-ok: motors
     if not changed:
         raise FormatError("stitching scans: both cover the same motor positions; nothing to join")
     if len(changed) == 2:
-        raise FormatError("stitching scans: both motors differ between scans; cannot tell how they join")
+        raise FormatError(
+            "stitching scans: both motors differ between scans; cannot tell how they join"
+        )
     motor = changed[0]
     dim = "x" if _varies_along_x(np.asarray(a[motor].values)) else "y"  # eager-ok: motor
     other = "y" if dim == "x" else "x"
     if a.sizes[other] != b.sizes[other]:
-        raise FormatError(f"stitching scans along {dim}: {a.sizes[other]} and {b.sizes[other]} pixels across do not match")
-    lo, hi = (a, b) if float(np.nanmin(a[motor].values)) <= float(np.nanmin(b[motor].values)) else (b, a)  # eager-ok: motors
+        raise FormatError(
+            f"stitching scans along {dim}: {a.sizes[other]} and {b.sizes[other]} pixels across do not match"
+        )
+    lo, hi = (
+        (a, b) if float(np.nanmin(a[motor].values)) <= float(np.nanmin(b[motor].values)) else (b, a)
+    )  # eager-ok: motors
     hi_min = float(np.nanmin(hi[motor].values))  # eager-ok: motor
-    positions = np.nanmean(np.asarray(lo[motor].transpose("y", "x").values), axis=0 if dim == "x" else 1)  # eager-ok: motor
+    positions = np.nanmean(
+        np.asarray(lo[motor].transpose("y", "x").values), axis=0 if dim == "x" else 1
+    )  # eager-ok: motor
     keep = np.flatnonzero(positions < hi_min - atol)
     if keep.size < lo.sizes[dim]:
         lo = lo.isel({dim: keep})
-    out = xr.concat([lo, hi], dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override")
+    out = xr.concat(
+        [lo, hi], dim=dim, data_vars="minimal", coords="minimal", compat="override", join="override"
+    )
     out.attrs = dict(a.attrs)
     return out
 
 
 def _same_range(u: np.ndarray, v: np.ndarray, atol: float) -> bool:
-    return bool(np.isclose(np.nanmin(u), np.nanmin(v), atol=atol) and np.isclose(np.nanmax(u), np.nanmax(v), atol=atol))
+    return bool(
+        np.isclose(np.nanmin(u), np.nanmin(v), atol=atol)
+        and np.isclose(np.nanmax(u), np.nanmax(v), atol=atol)
+    )

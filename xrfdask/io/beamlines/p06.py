@@ -168,19 +168,36 @@ def _parse_channels(spec: ChannelSpec, what: str) -> list[tuple[str, list[str]]]
     """``(device, channel)``, ``(device, [channels])`` or ``([devices], [specs])`` as a list of
     (device, channels) pairs, everything in it summed."""
     if isinstance(spec, str) or not isinstance(spec, Sequence) or len(spec) != 2:
-        raise ConfigError(f"{what}={spec!r}: expected (device_dir, channel or [channels]) or ([devices], [channel specs])")
+        raise ConfigError(
+            f"{what}={spec!r}: expected (device_dir, channel or [channels]) or ([devices], [channel specs])"
+        )
     devices, channels = spec
     if isinstance(devices, str):
         pairs = [(devices, channels)]
-    elif isinstance(devices, Sequence) and isinstance(channels, Sequence) and not isinstance(channels, str) and len(devices) == len(channels):
+    elif (
+        isinstance(devices, Sequence)
+        and isinstance(channels, Sequence)
+        and not isinstance(channels, str)
+        and len(devices) == len(channels)
+    ):
         pairs = list(zip(devices, channels, strict=True))
     else:
-        raise ConfigError(f"{what}={spec!r}: a list of devices needs a list of channel specs of the same length")
+        raise ConfigError(
+            f"{what}={spec!r}: a list of devices needs a list of channel specs of the same length"
+        )
     out = []
     for device, chans in pairs:
-        names = [chans] if isinstance(chans, str) else list(chans) if isinstance(chans, Sequence) else None
+        names = (
+            [chans]
+            if isinstance(chans, str)
+            else list(chans)
+            if isinstance(chans, Sequence)
+            else None
+        )
         if not isinstance(device, str) or not names or not all(isinstance(c, str) for c in names):
-            raise ConfigError(f"{what}={spec!r}: device {device!r} with channels {chans!r} is not a device name and channel name(s)")
+            raise ConfigError(
+                f"{what}={spec!r}: device {device!r} with channels {chans!r} is not a device name and channel name(s)"
+            )
         out.append((device, names))
     return out
 
@@ -274,7 +291,9 @@ def _scan_shape(tokens: list[str], path: str) -> tuple[int, int]:
             "('<type> <mot1> <start> <end> <n> [<mot2> <start> <end> <n>] <time>')"
         ) from None
     if xdim < 1:
-        raise FormatError(f"{path}: attribute 'scan_command' of '{_COMMAND}' = {' '.join(tokens)!r} asks for 0 points per row")
+        raise FormatError(
+            f"{path}: attribute 'scan_command' of '{_COMMAND}' = {' '.join(tokens)!r} asks for 0 points per row"
+        )
     return ydim, xdim
 
 
@@ -295,7 +314,9 @@ def _nxs_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.nxs") if p.is_file())
 
 
-def _read_detector(base: Path, spec: list[tuple[str, list[str]]]) -> tuple[da.Array, np.ndarray, np.ndarray, list[str]]:
+def _read_detector(
+    base: Path, spec: list[tuple[str, list[str]]]
+) -> tuple[da.Array, np.ndarray, np.ndarray, list[str]]:
     """One detector: spectra (lazy), icr and ocr summed over its channels and devices."""
     total_s = total_i = total_o = None
     first_names: list[str] = []
@@ -337,7 +358,9 @@ def _read_chunk(h5: H5Reader, channels: list[str]) -> tuple[da.Array, np.ndarray
             raise FormatError(f"{h5.path}: dataset '{hist}' is missing")
         shape = h5.shape(hist)
         if len(shape) != 2:
-            raise FormatError(f"{h5.path}: dataset '{hist}' has shape {shape}, expected (points, channels)")
+            raise FormatError(
+                f"{h5.path}: dataset '{hist}' has shape {shape}, expected (points, channels)"
+            )
         s = h5.lazy_banded(hist, 0)
         rates = []
         for name in ("allEvent", "allGood"):
@@ -346,12 +369,18 @@ def _read_chunk(h5: H5Reader, channels: list[str]) -> tuple[da.Array, np.ndarray
                 raise FormatError(f"{h5.path}: dataset '{group}/scaler/{name}' is missing")
             rate = np.asarray(h5.read(p), dtype=np.float64).reshape(-1)
             if rate.shape[0] != shape[0]:
-                raise FormatError(f"{h5.path}: dataset '{p}' has {rate.shape[0]} points, '{hist}' has {shape[0]}")
+                raise FormatError(
+                    f"{h5.path}: dataset '{p}' has {rate.shape[0]} points, '{hist}' has {shape[0]}"
+                )
             rates.append(rate)
         if total_s is not None and s.shape[1] != total_s.shape[1]:
-            raise FormatError(f"{h5.path}: dataset '{hist}' has {s.shape[1]} channels, the channels summed with it {total_s.shape[1]}")
+            raise FormatError(
+                f"{h5.path}: dataset '{hist}' has {s.shape[1]} channels, the channels summed with it {total_s.shape[1]}"
+            )
         if total_s is not None and s.shape[0] != total_s.shape[0]:
-            raise FormatError(f"{h5.path}: dataset '{hist}' has {s.shape[0]} points, the channels summed with it {total_s.shape[0]}")
+            raise FormatError(
+                f"{h5.path}: dataset '{hist}' has {s.shape[0]} points, the channels summed with it {total_s.shape[0]}"
+            )
         total_s = s if total_s is None else total_s + s
         total_i = rates[0] if total_i is None else total_i + rates[0]
         total_o = rates[1] if total_o is None else total_o + rates[1]
@@ -373,7 +402,9 @@ def _read_adc(base: Path, names: list[str], n: int) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {var: [] for var in _ADC_VARS}
     for path in files:
         if not path.is_file():
-            raise FormatError(f"{path}: no such file (ADC counters for the xspress3 file of the same name)")
+            raise FormatError(
+                f"{path}: no such file (ADC counters for the xspress3 file of the same name)"
+            )
         with H5Reader(path) as h5:
             for var, key in zip(_ADC_VARS, keys, strict=True):
                 p = _find(h5, "entry/data", key)
@@ -384,7 +415,9 @@ def _read_adc(base: Path, names: list[str], n: int) -> dict[str, np.ndarray]:
     for var, key in zip(_ADC_VARS, keys, strict=True):
         if out[var].shape[0] != n:
             where = files[0] if len(files) == 1 else folder
-            raise FormatError(f"{where}: dataset 'entry/data/{key}' has {out[var].shape[0]} points in all, the scan has {n} spectra")
+            raise FormatError(
+                f"{where}: dataset 'entry/data/{key}' has {out[var].shape[0]} points in all, the scan has {n} spectra"
+            )
     return out
 
 
@@ -400,7 +433,11 @@ class _Encoders:
     names: dict[int, str]
 
     def _motor(self, k: int) -> _Motor:
-        return self.names[k], self.values[k], f"{self.folder}: 'entry/data/encoder_{k}' (points with counter == 1)"
+        return (
+            self.names[k],
+            self.values[k],
+            f"{self.folder}: 'entry/data/encoder_{k}' (points with counter == 1)",
+        )
 
     def named(self, name: str) -> _Motor | None:
         return next((self._motor(k) for k, n in self.names.items() if n == name), None)
@@ -426,15 +463,22 @@ def _read_pilc(base: Path) -> _Encoders | None:
             keep = np.asarray(h5.read("entry/data/counter")).reshape(-1) == 1
             if i == 0:
                 present = [k for k in range(10) if h5.has(f"entry/data/encoder_{k}")]
-                names = {k: str(h5.attrs(f"entry/data/encoder_{k}").get("Name", f"encoder_{k}")) for k in present}
+                names = {
+                    k: str(h5.attrs(f"entry/data/encoder_{k}").get("Name", f"encoder_{k}"))
+                    for k in present
+                }
                 values = {k: [] for k in present}
             for k in values:
                 p = f"entry/data/encoder_{k}"
                 if not h5.has(p):
-                    raise FormatError(f"{path}: dataset '{p}' is missing (the first trigger file has it)")
+                    raise FormatError(
+                        f"{path}: dataset '{p}' is missing (the first trigger file has it)"
+                    )
                 enc = np.asarray(h5.read(p), dtype=np.float64).reshape(-1)
                 if enc.shape != keep.shape:
-                    raise FormatError(f"{path}: dataset '{p}' has {enc.shape[0]} points, 'entry/data/counter' has {keep.shape[0]}")
+                    raise FormatError(
+                        f"{path}: dataset '{p}' has {enc.shape[0]} points, 'entry/data/counter' has {keep.shape[0]}"
+                    )
                 values[k].append(enc[keep])
     return _Encoders(files[0].parent, {k: np.concatenate(v) for k, v in values.items()}, names)
 
@@ -465,7 +509,9 @@ def _read_logbook(base: Path) -> tuple[Path, dict[str, Any]] | None:
     return (logbook, found) if found is not None else None
 
 
-def _virtual_motor(logbook: tuple[Path, dict[str, Any]] | None, axis: str, name: str, encoders: _Encoders) -> _Motor | None:
+def _virtual_motor(
+    logbook: tuple[Path, dict[str, Any]] | None, axis: str, name: str, encoders: _Encoders
+) -> _Motor | None:
     """``sum_k c_k (enc_k - pivot_k) + pivot_0`` of the logbook's virtual motor of ``axis``."""
     if logbook is None:
         return None
@@ -505,12 +551,18 @@ def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[st
     if encoders is None:
         # Positions recorded by the scan itself (step scans, or continuous scans without PiLC);
         # a 1-D command has one motor, used for both.
-        wanted = ("timestamp", "timestamp") if kind == "timescan" else (tok1, tok5 if two_motors else tok1)
+        wanted = (
+            ("timestamp", "timestamp")
+            if kind == "timescan"
+            else (tok1, tok5 if two_motors else tok1)
+        )
         out = {}
         for var, name in zip(("mot1", "mot2"), wanted, strict=True):
             out[var] = _scan_data(h5, name)
             if out[var] is None:
-                raise FormatError(f"{h5.path}: dataset 'scan/data/{name}' is missing (motor {var} of '{' '.join(tokens)}')")
+                raise FormatError(
+                    f"{h5.path}: dataset 'scan/data/{name}' is missing (motor {var} of '{' '.join(tokens)}')"
+                )
     else:
         logbook = _read_logbook(base)
 
@@ -530,15 +582,23 @@ def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[st
 
         mot1 = next((c for c in candidates(tok1, "axis0", 0) if c is not None), None)
         if mot1 is None:
-            raise FormatError(f"{encoders.folder}: no encoder for motor '{tok1}' and no 'entry/data/encoder_0'")
+            raise FormatError(
+                f"{encoders.folder}: no encoder for motor '{tok1}' and no 'entry/data/encoder_0'"
+            )
         mot2 = mot1
         if not step1d:
-            same = (c for c in candidates(tok5, "axis1", 1) if c is not None and c[1].shape == mot1[1].shape)
+            same = (
+                c
+                for c in candidates(tok5, "axis1", 1)
+                if c is not None and c[1].shape == mot1[1].shape
+            )
             mot2 = next(same, mot1)  # a 1-D scan without a second encoder: mot2 follows mot1
         out = {"mot1": mot1, "mot2": mot2}
     for name, values, where in out.values():  # eager-ok: dict
         if values.shape[0] != n:
-            raise FormatError(f"{where} has {values.shape[0]} points for motor '{name}', the scan has {n} spectra")
+            raise FormatError(
+                f"{where} has {values.shape[0]} points for motor '{name}', the scan has {n} spectra"
+            )
     return out
 
 
@@ -551,7 +611,9 @@ def _pad(array: Any, total: int) -> Any:
     if missing <= 0:
         return array
     if isinstance(array, da.Array):
-        zeros = da.zeros((missing, *array.shape[1:]), dtype=array.dtype, chunks=(missing, *array.chunksize[1:]))
+        zeros = da.zeros(
+            (missing, *array.shape[1:]), dtype=array.dtype, chunks=(missing, *array.chunksize[1:])
+        )
         return da.concatenate([array, zeros], axis=0)
     return np.concatenate([array, np.zeros((missing, *array.shape[1:]), dtype=array.dtype)])
 
@@ -575,7 +637,11 @@ def _scan_map(points: _Points, readas1d: bool) -> xr.Dataset:
     ndet = len(points.spectra)
     ydim, xdim = points.shape
     spectra = da.stack(points.spectra, axis=1).rechunk({1: -1})  # (points, detector, channel)
-    pixel = {"icr": np.stack(points.icr, axis=1), "ocr": np.stack(points.ocr, axis=1), "present": np.ones((n, ndet), dtype=bool)}
+    pixel = {
+        "icr": np.stack(points.icr, axis=1),
+        "ocr": np.stack(points.ocr, axis=1),
+        "present": np.ones((n, ndet), dtype=bool),
+    }
     per_point = dict(points.counters)
     time_triggered = readas1d or n > ydim * xdim
     if time_triggered:
@@ -609,8 +675,15 @@ def _scan_map(points: _Points, readas1d: bool) -> xr.Dataset:
         if not recorded.all():
             motor = _extrapolate(motor, recorded)
         data_vars[var] = (MAP_DIMS, motor, {"Name": name})
-    coords = {"detector": [f"channel{k:02d}" for k in range(ndet)], "channel": np.arange(spectra.shape[-1])}
-    attrs = {"cmd": " ".join(points.tokens), "source_path": str(points.base), "time_triggered": bool(time_triggered)}
+    coords = {
+        "detector": [f"channel{k:02d}" for k in range(ndet)],
+        "channel": np.arange(spectra.shape[-1]),
+    }
+    attrs = {
+        "cmd": " ".join(points.tokens),
+        "source_path": str(points.base),
+        "time_triggered": bool(time_triggered),
+    }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -620,7 +693,9 @@ def _merge(maps: list[xr.Dataset]) -> xr.Dataset:
         return maps[0]
     triggered = {bool(m.attrs["time_triggered"]) for m in maps}
     if len(triggered) > 1:
-        raise FormatError("merging P06 scans: some are time-triggered (1-D) and some are maps; merge like with like")
+        raise FormatError(
+            "merging P06 scans: some are time-triggered (1-D) and some are maps; merge like with like"
+        )
     dim = "x" if triggered.pop() else "y"
     across = "y" if dim == "x" else "x"
     first = maps[0]
@@ -636,4 +711,12 @@ def _merge(maps: list[xr.Dataset]) -> xr.Dataset:
                 f"merging P06 scans: {m.attrs['source_path']} has variables {sorted(m.data_vars)}, "
                 f"{first.attrs['source_path']} has {sorted(first.data_vars)}"
             )
-    return xr.concat(maps, dim=dim, data_vars="all", coords="minimal", compat="override", join="override", combine_attrs="override")
+    return xr.concat(
+        maps,
+        dim=dim,
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    )

@@ -140,7 +140,9 @@ def read_header(path: str | os.PathLike) -> GeoPixeHeader:
     with open(path, "rb") as f:
         head = f.read(2)
         if len(head) < 2:
-            raise FormatError(f"{path}: file is {len(head)} bytes long, too short for a GeoPIXE header")
+            raise FormatError(
+                f"{path}: file is {len(head)} bytes long, too short for a GeoPIXE header"
+            )
         if head == RECORD_TAG:
             raise FormatError(
                 f"{path}: offset 0 holds a pixel record tag 'DP' instead of a header length: "
@@ -249,7 +251,9 @@ def _validate(header: GeoPixeHeader, path: str) -> None:
     for key in ("Xres", "Yres"):
         value = fh.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise FormatError(f"{path}: header 'File Header/{key}' is {value!r}, expected an integer")
+            raise FormatError(
+                f"{path}: header 'File Header/{key}' is {value!r}, expected an integer"
+            )
         if not 0 < int(value) <= 65536:
             raise FormatError(f"{path}: header 'File Header/{key}' is {value}, expected 1..65536")
     chan = fh.get("Chan", _DEFAULT_CHAN)
@@ -260,7 +264,9 @@ def _validate(header: GeoPixeHeader, path: str) -> None:
         raise FormatError(f"{path}: header 'File Header/Gain (eV)' is {gain!r}, expected > 0")
     dets = fh.get("Dets")
     if dets is not None and (isinstance(dets, bool) or not isinstance(dets, int) or dets < 1):
-        raise FormatError(f"{path}: header 'File Header/Dets' is {dets!r}, expected a positive integer")
+        raise FormatError(
+            f"{path}: header 'File Header/Dets' is {dets!r}, expected a positive integer"
+        )
 
 
 def dump_header(fields: dict[str, Any]) -> bytes:
@@ -312,5 +318,7 @@ def _encode_pairs(pairs: list[tuple[str, Any]], level: int) -> str:
     if not pairs:
         return "{}"
     inner = "\t" * (level + 1)
-    items = [inner + json.dumps(str(key)) + ": " + _encode(value, level + 1) for key, value in pairs]
+    items = [
+        inner + json.dumps(str(key)) + ": " + _encode(value, level + 1) for key, value in pairs
+    ]
     return "{\n" + ",\n".join(items) + "\n" + "\t" * level + "}"

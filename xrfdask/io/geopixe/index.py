@@ -138,7 +138,9 @@ class GeoPixeIndex:
             "detector_blocks": len(header.detectors),
             "nchan": self.nchan,
             "gain_ev": header.gain_ev,
-            "tube": {k: header.source.get(k) for k in ("Elt", "KV", "UA (µA)") if k in header.source},
+            "tube": {
+                k: header.source.get(k) for k in ("Elt", "KV", "UA (µA)") if k in header.source
+            },
             "n_records": self.n_records,
             "n_expected": self.n_expected,
             "missing_pixels": header.xres * header.yres - complete_pixels,
@@ -393,7 +395,12 @@ def cache_dir() -> Path:
 def _cache_key(header: GeoPixeHeader, st: os.stat_result) -> str:
     digest = hashlib.sha256(header.raw).hexdigest()
     return json.dumps(
-        {"version": _CACHE_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "header": digest}
+        {
+            "version": _CACHE_VERSION,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "header": digest,
+        }
     )
 
 

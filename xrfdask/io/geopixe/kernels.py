@@ -63,7 +63,9 @@ def _u32(buf, i):
 
 
 @jit
-def index_records(buf, base, pos, size, k, xres, ndet, nchan, n_expected, offsets, lengths, dt_bits):
+def index_records(
+    buf, base, pos, size, k, xres, ndet, nchan, n_expected, offsets, lengths, dt_bits
+):
     """Walk record headers through one window of a file, resumably.
 
     Parameters

@@ -27,7 +27,14 @@ from xrfdask.io.geopixe import kernels
 from xrfdask.io.geopixe.index import GeoPixeIndex, build_index
 from xrfdask.model import PIXEL_DIMS, RAW_DIMS, with_attrs
 
-__all__ = ["open_geopixe", "read_block", "read_block_channels", "BlockSpec", "plan_chunks", "Chunks"]
+__all__ = [
+    "open_geopixe",
+    "read_block",
+    "read_block_channels",
+    "BlockSpec",
+    "plan_chunks",
+    "Chunks",
+]
 
 Chunks = int | str | dict[str, Any] | None
 
@@ -55,7 +62,7 @@ class BlockSpec:
     nchan: int
 
     @classmethod
-    def of(cls, index: GeoPixeIndex, ya: int, yb: int, xa: int, xb: int) -> "BlockSpec":
+    def of(cls, index: GeoPixeIndex, ya: int, yb: int, xa: int, xb: int) -> BlockSpec:
         """The read task for map rows [ya, yb) and columns [xa, xb) of an indexed file."""
         k0, k1, start, stop = index.byte_range(ya, yb, xa, xb)
         return cls(
@@ -134,13 +141,20 @@ def _walk_block(spec: BlockSpec, kernel, *args) -> None:
             f.seek(offset)
             n = f.readinto(view[: min(size, spec.stop - offset)]) or 0
             words = buf[: n - n % 2].view(np.uint16)
-            status, k_stop, word = kernel(words, k, spec.k1, spec.xres, spec.ndet, spec.nchan, *args)
+            status, k_stop, word = kernel(
+                words, k, spec.k1, spec.xres, spec.ndet, spec.nchan, *args
+            )
             if status == kernels.OK:
                 return
             if status == kernels.TRUNCATED and k_stop > k and offset + n < spec.stop:
-                offset, k = offset + 2 * int(word), int(k_stop)  # the window ended inside record k_stop
+                offset, k = (
+                    offset + 2 * int(word),
+                    int(k_stop),
+                )  # the window ended inside record k_stop
                 continue
-            message = _describe_decode(spec, status, k_stop, offset + 2 * int(word), buf[: n - n % 2], int(word))
+            message = _describe_decode(
+                spec, status, k_stop, offset + 2 * int(word), buf[: n - n % 2], int(word)
+            )
             break
     if message is not None:
         raise FormatError(message)
@@ -194,7 +208,8 @@ def sum_spectrum(spectra: da.Array, fan_in: int = 8, tasks: int | None = None) -
     token = dask.base.tokenize(spectra.name, ntasks)
     name, parts = f"geopixe-sum-{token}", f"geopixe-sum-part-{token}"
     dsk: dict[Any, Any] = {
-        (parts, 0, n): (sum_blocks, blocks[a:b]) for n, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+        (parts, 0, n): (sum_blocks, blocks[a:b])
+        for n, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
     }
     keys, level = list(dsk), 0
     while len(keys) > fan_in:
@@ -226,7 +241,9 @@ def _check_unchanged(spec: BlockSpec) -> None:
         )
 
 
-def _describe_decode(spec: BlockSpec, status: int, k: int, offset: int, buf: np.ndarray, word: int) -> str:
+def _describe_decode(
+    spec: BlockSpec, status: int, k: int, offset: int, buf: np.ndarray, word: int
+) -> str:
     """The message for a kernel's status at record ``k``, file ``offset`` (word ``word`` of ``buf``)."""
     pixel, det = divmod(int(k), spec.ndet)
     y, x = divmod(pixel, spec.xres)
@@ -248,7 +265,9 @@ def _describe_decode(spec: BlockSpec, status: int, k: int, offset: int, buf: np.
     )
 
 
-def plan_chunks(index: GeoPixeIndex, chunks: Chunks = "auto") -> tuple[tuple[int, ...], tuple[int, ...]]:
+def plan_chunks(
+    index: GeoPixeIndex, chunks: Chunks = "auto"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Row and column chunk sizes for a map.
 
     Parameters
@@ -323,10 +342,17 @@ def raw_map_coords(index: GeoPixeIndex, nrows: int) -> dict[str, Any]:
     header = index.header
     xres, yres = header.xres, header.yres
     coords: dict[str, Any] = {}
-    for dim, n, res, size in (("y", nrows, yres, header.height_mm), ("x", xres, xres, header.width_mm)):
+    for dim, n, res, size in (
+        ("y", nrows, yres, header.height_mm),
+        ("x", xres, xres, header.width_mm),
+    ):
         if size is not None and size > 0:
             pitch = size / res
-            coords[dim] = (dim, (np.arange(n) + 0.5) * pitch, {"units": "mm", "long_name": f"{dim} position (pixel centre)"})
+            coords[dim] = (
+                dim,
+                (np.arange(n) + 0.5) * pitch,
+                {"units": "mm", "long_name": f"{dim} position (pixel centre)"},
+            )
         else:
             coords[dim] = (dim, np.arange(n, dtype=float), {"units": "pixel"})
     coords["detector"] = ("detector", np.arange(index.ndet))
@@ -405,7 +431,9 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: bool = True) -> xr.Dataset:
+def open_geopixe(
+    path: str | os.PathLike, chunks: Chunks = "auto", *, cache: bool = True
+) -> xr.Dataset:
     """Open a ``.GeoPIXE`` map lazily.
 
     Parameters
@@ -445,7 +473,9 @@ def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: boo
     deadtime = da.from_array(
         index.deadtime_map(nrows), chunks=small_chunks, name=f"geopixe-deadtime-{token}"
     )
-    present = da.from_array(index.present(nrows), chunks=small_chunks, name=f"geopixe-present-{token}")
+    present = da.from_array(
+        index.present(nrows), chunks=small_chunks, name=f"geopixe-present-{token}"
+    )
     data_vars = {
         "spectra": (RAW_DIMS, spectra, with_attrs("spectra")),
         "deadtime": (PIXEL_DIMS, deadtime, with_attrs("deadtime")),
@@ -454,7 +484,9 @@ def open_geopixe(path: str | os.PathLike, chunks: Chunks = "auto", *, cache: boo
     return xr.Dataset(data_vars, coords=raw_map_coords(index, nrows), attrs=raw_map_attrs(index))
 
 
-def _channel_blocks(spectra: da.Array, lo: int, hi: int, dtype: Any) -> dict[tuple[int, int], Any] | None:
+def _channel_blocks(
+    spectra: da.Array, lo: int, hi: int, dtype: Any
+) -> dict[tuple[int, int], Any] | None:
     specs = block_specs(spectra)
     if specs is None:
         return None

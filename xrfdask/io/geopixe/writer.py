@@ -76,7 +76,9 @@ def to_geopixe(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fal
     spectra = _spectra(ds)
     ny, nx, ndet, nchan = spectra.shape
     channel_numbers = _channel_numbers(ds, nchan)
-    header = dump_header(_header_fields(ds, ny, nx, ndet, int(channel_numbers[-1]) + 1 if nchan else 0))
+    header = dump_header(
+        _header_fields(ds, ny, nx, ndet, int(channel_numbers[-1]) + 1 if nchan else 0)
+    )
     emit = _emit_mask(ds, (ny, nx, ndet))
     deadtime = _deadtime(ds, spectra)
 
@@ -108,7 +110,10 @@ def _header_fields(ds: xr.Dataset, ny: int, nx: int, ndet: int, nchan: int) -> d
     fh = fields.setdefault("File Header", {})
     if not isinstance(fh.get("Chan"), int) or fh["Chan"] < nchan:
         fh["Chan"] = nchan  # a selection of channels keeps their numbers: Chan must cover them
-    for dim, n, res_key, size_key in (("x", nx, "Xres", "Width (mm)"), ("y", ny, "Yres", "Height (mm)")):
+    for dim, n, res_key, size_key in (
+        ("x", nx, "Xres", "Width (mm)"),
+        ("y", ny, "Yres", "Height (mm)"),
+    ):
         old_res, old_size = fh.get(res_key), fh.get(size_key)
         pitch = _coordinate_pitch(ds, dim)
         fh[res_key] = n
@@ -183,7 +188,11 @@ def _select_detectors(fields: dict[str, Any], ds: xr.Dataset, ndet: int) -> None
     old_dets = fh.get("Dets")
     if old_dets == ndet and np.array_equal(labels, np.arange(ndet)):
         return
-    if isinstance(blocks, list) and len(blocks) == old_dets and np.issubdtype(labels.dtype, np.integer):
+    if (
+        isinstance(blocks, list)
+        and len(blocks) == old_dets
+        and np.issubdtype(labels.dtype, np.integer)
+    ):
         fields["Detector"] = [blocks[int(i)] for i in labels if 0 <= int(i) < len(blocks)]
     if "Dets" in fh:
         fh["Dets"] = ndet
@@ -194,7 +203,9 @@ def _channel_numbers(ds: xr.Dataset, nchan: int) -> np.ndarray:
         return np.arange(nchan, dtype=np.uint16)
     channels = np.asarray(ds["channel"].values)  # eager-ok: 1-D coordinate
     if not np.issubdtype(channels.dtype, np.integer) or np.any(np.diff(channels) <= 0):
-        raise FormatError("to_geopixe: the 'channel' coordinate must hold ascending integer channels")
+        raise FormatError(
+            "to_geopixe: the 'channel' coordinate must hold ascending integer channels"
+        )
     if channels[0] < 0 or channels[-1] > 65535:
         raise FormatError("to_geopixe: channel numbers must lie in 0..65535")
     return channels.astype(np.uint16)
@@ -204,7 +215,9 @@ def _emit_mask(ds: xr.Dataset, shape: tuple[int, int, int]) -> np.ndarray:
     """Per record: 1 write the spectrum, 2 write an empty record, 0 write nothing (missing tail)."""
     if "present" not in ds:
         return np.ones(shape, dtype=np.int8)
-    present = np.asarray(ds["present"].transpose("y", "x", "detector").values, dtype=bool)  # eager-ok: per-pixel mask
+    present = np.asarray(
+        ds["present"].transpose("y", "x", "detector").values, dtype=bool
+    )  # eager-ok: per-pixel mask
     emit = np.where(present, 1, 2).astype(np.int8)
     flat = emit.reshape(-1)
     last = np.flatnonzero(flat == 1)
@@ -247,7 +260,12 @@ def _encode_tasks(spectra: da.Array, deadtime: da.Array, emit: np.ndarray, chann
     tasks = []
     for i in range(len(spectra.chunks[0])):
         for j in range(len(spectra.chunks[1])):  # raster order: rows, then x-blocks of a row
-            y0, y1, x0, x1 = int(y_edges[i]), int(y_edges[i + 1]), int(x_edges[j]), int(x_edges[j + 1])
+            y0, y1, x0, x1 = (
+                int(y_edges[i]),
+                int(y_edges[i + 1]),
+                int(x_edges[j]),
+                int(x_edges[j + 1]),
+            )
             s, d = s_blocks[i, j, 0, 0], d_blocks[i, j, 0]
             block_emit = emit[y0:y1, x0:x1]
             key = f"geopixe-encode-{dask.base.tokenize(s.key, d.key, block_emit, channel_numbers, y0, x0)}"
@@ -294,5 +312,7 @@ def encode_band(
     total = int(lengths.sum())
     words = np.empty(total // 2, dtype=np.uint16)
     dt_bits = np.ascontiguousarray(deadtime, dtype=np.float32).view(np.uint32)
-    kernels.encode_records(spectra, emit, lengths, dt_bits, y_first, x_first, channel_numbers, words)
+    kernels.encode_records(
+        spectra, emit, lengths, dt_bits, y_first, x_first, channel_numbers, words
+    )
     return words.view(np.uint8)
