@@ -50,7 +50,8 @@ def materialize_globals(tasks: Sequence[Any]) -> list[Any]:
         return list(tasks)
     from dask.delayed import Delayed
 
-    values = dict(zip(found, dask.compute(*[Delayed(name, g) for name, g in found.items()]), strict=True))
+    computed = dask.compute(*[Delayed(name, g) for name, g in found.items()])
+    values = dict(zip(found, computed, strict=True))
     replaced: dict[int, Any] = {}
 
     def substituted(g):
