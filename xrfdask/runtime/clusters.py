@@ -146,7 +146,9 @@ def connect(
     warm : bool, optional
         Import xrfdask and load its compiled kernels in every worker as it starts
         (:mod:`xrfdask.runtime.preload`), so that the first tasks do not pay for it. Default:
-        on for a cluster started here, off when joining an existing scheduler.
+        on for a cluster started here (dask setting ``xrfdask.runtime.warm-workers``, e.g.
+        ``DASK_XRFDASK__RUNTIME__WARM_WORKERS=False``, turns it off), off when joining an
+        existing scheduler.
     **cluster_kwargs
         Passed to the cluster class.
 
@@ -166,11 +168,11 @@ def connect(
             memory_limit=memory_limit,
             dashboard_address=dashboard_address,
             processes=processes,
-            warm=True if warm is None else warm,
+            warm=_warm_default() if warm is None else warm,
             **cluster_kwargs,
         )
         client = Client(cluster)
-        if warm is not False and kind != "local":
+        if kind != "local" and (warm or warm is None and _warm_default()):
             _warm_workers(client)
     else:
         client = Client(scheduler_file=kind) if os.path.exists(kind) else Client(kind)
@@ -178,6 +180,10 @@ def connect(
             _warm_workers(client)
     logger.info("dask dashboard: %s", client.dashboard_link)
     return client
+
+
+def _warm_default() -> bool:
+    return bool(dask.config.get("xrfdask.runtime.warm-workers", True))
 
 
 def _warm_workers(client) -> None:
