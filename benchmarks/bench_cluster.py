@@ -7,7 +7,8 @@ B. the cluster path: ``xrfdask fit MAP --elements K Ca Ti Mn Fe Cu Zn Sr -o out.
    user runs it (a fresh process; for the cluster a fresh ``--scheduler local --workers 2
    --threads-per-worker 1`` cluster, as every CLI call starts one), its reported "fitted ... in
    X s", interleaved threads / cluster / cluster without the worker preload
-   (``DASK_XRFDASK__RUNTIME__WARM_WORKERS=False``), best of ``--repeat``, with the index and
+   (``DASK_XRFDASK__RUNTIME__WARM_WORKERS=False``) / cluster with 64 MiB bands (``--chunksize
+   64``: 4x fewer tasks), best of ``--repeat``, with the index and
    the compiled kernels cached. The cluster's start-up (``xd.connect`` until the workers,
    preloaded, take tasks) is measured apart. Then the first run after installing: numba's cache
    emptied (``NUMBA_CACHE_DIR`` a new folder), once with threads and once on the cluster.
@@ -165,11 +166,14 @@ def main(argv=None) -> int:
     no_preload = {"DASK_XRFDASK__RUNTIME__WARM_WORKERS": "False"}
 
     # --- B: threads vs cluster, interleaved -------------------------------------------------
-    runs: dict[str, list[tuple[float, float]]] = {"threads": [], "cluster": [], "no-preload": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "threads": [], "cluster": [], "no-preload": [], "cluster-64": []
+    }  # fmt: skip
     for _ in range(args.repeat):
         runs["threads"].append(cli_fit(src, out))
         runs["cluster"].append(cli_fit(src, out, CLUSTER))
         runs["no-preload"].append(cli_fit(src, out, CLUSTER, env=no_preload))
+        runs["cluster-64"].append(cli_fit(src, out, [*CLUSTER, "--chunksize", "64"]))
     best = {k: min(v) for k, v in runs.items()}
     starts = [run_json(STARTUP.format()) for _ in range(args.repeat)]
     start = min(starts, key=lambda s: s["connect"])
@@ -181,14 +185,16 @@ def main(argv=None) -> int:
     print(f"  {load()}")
     print("                          fitted in   process wall   all runs (fitted)")
     for name, label in (("threads", "2 threads"), ("cluster", "cluster"),
-                        ("no-preload", "cluster, no preload")):  # fmt: skip
+                        ("no-preload", "cluster, no preload"),
+                        ("cluster-64", "cluster, 64 MiB bands")):  # fmt: skip
         fitted, wall = best[name]
         every = " ".join(f"{f:.1f}" for f, _ in runs[name])
         print(f"  {label:22s} {fitted:8.1f} s   {wall:10.1f} s   {every}")
     ratio = best["cluster"][0] / best["threads"][0]
     print(f"  cluster / threads       {ratio:8.2f}x   target <= 1.25x   {verdict(ratio <= 1.25)}")
     ratio_np = best["no-preload"][0] / best["threads"][0]
-    print(f"  (without the preload    {ratio_np:8.2f}x)")
+    ratio_64 = best["cluster-64"][0] / best["threads"][0]
+    print(f"  (without the preload    {ratio_np:8.2f}x; with 64 MiB bands {ratio_64:.2f}x)")
     workers = [w for w in start["workers"] if w]
     pre = " ".join(f"{w['imports']:.1f}+{w['kernels']:.1f}" for w in workers) or "none"
     print(f"  cluster start-up: connect() {start['connect']:.2f} s (preload imports+kernels per "
