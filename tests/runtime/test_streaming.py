@@ -28,3 +28,19 @@ def test_iter_computed_keeps_order_with_any_window():
         got = np.concatenate(list(iter_computed(blocks, window=window)))
         np.testing.assert_array_equal(got, np.arange(20))
     assert parallelism() >= 1
+
+
+def test_iter_computed_counts_steps_on_one_bar_inside_progress(capsys):
+    from xrfdask.runtime import progress
+
+    blocks = list(da.arange(10, chunks=2).to_delayed())
+    with progress(label="write "):
+        got = np.concatenate(list(iter_computed(blocks, window=2)))
+        total = da.arange(10, chunks=2).sum().compute()
+    np.testing.assert_array_equal(got, np.arange(10))
+    assert total == 45
+    err = capsys.readouterr().err
+    assert "write [" in err and "5/5" in err and "100%" in err
+    # Outside progress(): silent.
+    list(iter_computed(blocks, window=3))
+    assert capsys.readouterr().err == ""
