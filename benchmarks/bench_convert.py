@@ -46,8 +46,10 @@ ds = xd.open_geopixe(r"{src}")
 cube = ds.spectra.values                      # xrf_proc: the whole map in memory
 with h5py.File(r"{dst}", "w") as f:
     for d in range(cube.shape[2]):
-        f.create_dataset(f"raw/channel{{d:02d}}/spectra", data=cube[:, :, d], compression="gzip", compression_opts=4)
-        f.create_dataset(f"raw/channel{{d:02d}}/sumspec", data=cube[:, :, d].sum((0, 1)), compression="gzip", compression_opts=4)
+        f.create_dataset(f"raw/channel{{d:02d}}/spectra", data=cube[:, :, d],
+                         compression="gzip", compression_opts=4)
+        f.create_dataset(f"raw/channel{{d:02d}}/sumspec", data=cube[:, :, d].sum((0, 1)),
+                         compression="gzip", compression_opts=4)
 print(time.perf_counter() - t0)
 """
 
@@ -67,7 +69,8 @@ def run(code: str, size: int, label: str, dst: Path) -> None:
     peak, out = peak_rss_of(code)
     seconds = float(out.split()[-1])
     print(
-        f"{label:34s} {size / seconds / 1e6:8.0f} MB/s  {seconds:6.1f} s  peak RSS {peak / 1e9:5.2f} GB"
+        f"{label:34s} {size / seconds / 1e6:8.0f} MB/s  {seconds:6.1f} s  "
+        f"peak RSS {peak / 1e9:5.2f} GB"
     )
 
 
@@ -89,7 +92,8 @@ def main(argv=None):
     size = src.stat().st_size
     src.read_bytes()  # page cache
     print(
-        f"input {src} ({ny} x {nx} px, 2 detectors): {size / 1e6:.0f} MB, dense {ny * nx * 2 * 4096 * 2 / 1e9:.2f} GB; {os.cpu_count()} cores"
+        f"input {src} ({ny} x {nx} px, 2 detectors): {size / 1e6:.0f} MB, "
+        f"dense {ny * nx * 2 * 4096 * 2 / 1e9:.2f} GB; {os.cpu_count()} cores"
     )
     zarr_out, h5_out = folder / "out.zarr", folder / "out.h5"
     run(

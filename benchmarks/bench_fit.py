@@ -433,7 +433,8 @@ def main(argv=None):
     for m in methods:
         print(f'    "{m}" 2 worker processes / one in-process thread {rate2[m] / rate1[m]:6.3f}x')
     print(
-        f'    "pymca" 2 threads / one thread {rate_t["pymca"] / rate1["pymca"]:6.3f}x (holds the GIL)'
+        f'    "pymca" 2 threads / one thread {rate_t["pymca"] / rate1["pymca"]:6.3f}x '
+        "(holds the GIL)"
     )
     print(f"(whole run {time.perf_counter() - t_start:.0f} s)")
 

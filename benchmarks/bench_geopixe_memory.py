@@ -69,7 +69,8 @@ def main(argv=None):
         dense = rows * nx * 2 * 4096 * 2
         peak, counts, seconds = measure(path)
         print(
-            f"{rows} x {nx} px: dense {dense / 1e9:.2f} GB, file {path.stat().st_size / 1e9:.2f} GB -> "
+            f"{rows} x {nx} px: dense {dense / 1e9:.2f} GB, "
+            f"file {path.stat().st_size / 1e9:.2f} GB -> "
             f"peak RSS {peak / 1e9:.2f} GB (target < 1.5 GB), {seconds:.1f} s, "
             f"{path.stat().st_size / seconds / 1e9:.2f} GB/s of file; "
             f"baseline (dense in memory) >= {dense / 1e9:.2f} GB, ratio {dense / peak:.1f} x"

@@ -88,7 +88,8 @@ def main(argv=None):
     dense = ny * nx * 2 * 4096 * 2
     print(f"map: {path} ({ny} x {nx} px, 2 detectors, 4096 channels)")
     print(
-        f"file {size / 1e6:.0f} MB, dense {dense / 1e6:.0f} MB; python {sys.version.split()[0]}, numpy {np.__version__}"
+        f"file {size / 1e6:.0f} MB, dense {dense / 1e6:.0f} MB; "
+        f"python {sys.version.split()[0]}, numpy {np.__version__}"
     )
 
     build_index(SAMPLE, cache=False)  # compile the kernels outside the timings
@@ -118,18 +119,22 @@ def main(argv=None):
     gbs = lambda nbytes, t: nbytes / t / 1e9  # noqa: E731
     baseline = gbs(done, t_python)
     print(
-        f"chunks: {len(specs)} bands of {y_chunks[0]} rows ({y_chunks[0] * nx * 2 * 4096 * 2 / 2**20:.0f} MiB dense)"
+        f"chunks: {len(specs)} bands of {y_chunks[0]} rows "
+        f"({y_chunks[0] * nx * 2 * 4096 * 2 / 2**20:.0f} MiB dense)"
     )
     print(
-        f"index                   {gbs(size, t_index):7.2f} GB/s   ({t_index * 1e3:.1f} ms)   target >= 2 GB/s"
+        f"index                   {gbs(size, t_index):7.2f} GB/s   ({t_index * 1e3:.1f} ms)   "
+        "target >= 2 GB/s"
     )
     print(
-        f"decode                  {gbs(size, t_decode):7.2f} GB/s   ({t_decode:.3f} s)    target >= 1 GB/s"
+        f"decode                  {gbs(size, t_decode):7.2f} GB/s   ({t_decode:.3f} s)    "
+        "target >= 1 GB/s"
     )
     print(f"decode + sum            {gbs(size, t_decode_sum):7.2f} GB/s   ({t_decode_sum:.3f} s)")
     print(f"dask sum(y, x), 1 core  {gbs(size, t_dask):7.2f} GB/s   ({t_dask:.3f} s)")
     print(
-        f"baseline python decode  {baseline:7.4f} GB/s   ({done / 1e6:.0f} MB of records in {t_python:.2f} s)"
+        f"baseline python decode  {baseline:7.4f} GB/s   "
+        f"({done / 1e6:.0f} MB of records in {t_python:.2f} s)"
     )
     print(f"ratio decode / baseline {gbs(size, t_decode) / baseline:7.0f} x")
     print(f"ratio decode+sum / base {gbs(size, t_decode_sum) / baseline:7.0f} x")

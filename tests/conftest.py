@@ -77,8 +77,9 @@ def dask_cluster(tmp_path_factory):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=folder,
     )  # fmt: skip
     workers = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
-         "--nworkers", "2", "--nthreads", "1", "--memory-limit", "2GiB", "--host", "127.0.0.1",
+        [sys.executable, "-m", "distributed.cli.dask_worker",
+         "--scheduler-file", str(scheduler_file), "--nworkers", "2", "--nthreads", "1",
+         "--memory-limit", "2GiB", "--host", "127.0.0.1",
          "--local-directory", str(folder)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=folder,
     )  # fmt: skip

@@ -19,7 +19,7 @@ class FormatError(XrfdaskError, ValueError):
 
 
 class ConfigError(XrfdaskError, ValueError):
-    """A processing configuration is invalid (wrong type, unknown element, range outside data...)."""
+    """A processing configuration is invalid (wrong type, unknown element, range outside data)."""
 
 
 class XrfdaskWarning(UserWarning):
@@ -27,4 +27,4 @@ class XrfdaskWarning(UserWarning):
 
 
 class TruncatedMapWarning(XrfdaskWarning):
-    """A map ended early (scan stopped): the incomplete tail was dropped, missing pixels are flagged."""
+    """A map ended early (scan stopped): its incomplete tail was dropped, missing pixels flagged."""

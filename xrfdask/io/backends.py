@@ -85,7 +85,7 @@ def _outer(block: np.ndarray, key: tuple, shape: tuple, y0: int, x0: int) -> np.
 
 
 class GeoPixeBackendEntrypoint(BackendEntrypoint):
-    """Open IXRF/CSIRO ``.GeoPIXE`` XRF maps as raw-map Datasets (see :func:`xrfdask.open_geopixe`)."""
+    """Open IXRF/CSIRO ``.GeoPIXE`` maps as raw-map Datasets (see :func:`xrfdask.open_geopixe`)."""
 
     description = "IXRF/CSIRO .GeoPIXE XRF hyperspectral maps (xrfdask)"
     url = "https://github.com/xrfdask/xrfdask"
@@ -170,7 +170,7 @@ class DaskBackendArray(BackendArray):
 
 
 def lazily_indexed(ds: xr.Dataset) -> xr.Dataset:
-    """Replace the dask arrays of ``ds`` by lazily indexed ones, keeping their chunks as preferred."""
+    """Replace the dask arrays of ``ds`` by lazily indexed ones, their chunks kept as preferred."""
     out = {}
     for name, var in ds.variables.items():
         data = var.data

@@ -15,7 +15,8 @@ ROWS, COLS, NCHAN = 5, 10, 256
 
 
 def bliss_scan(f, scan="1.1", *, rows=ROWS, cols=COLS, y0=0.0, x0=0.0, seed=0, second=True, i1=True,
-               current=None, order=None, extra_points=0, title="amesh hry 0 0.09 9 hrz 0 0.045 4 0.1"):  # fmt: skip
+               current=None, order=None, extra_points=0,
+               title="amesh hry 0 0.09 9 hrz 0 0.045 4 0.1"):  # fmt: skip
     """One scan entry as BLISS writes it; returns the per-point truth."""
     rng = np.random.default_rng(seed)
     n = rows * cols + extra_points

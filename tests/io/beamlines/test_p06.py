@@ -1,4 +1,4 @@
-"""PETRA III P06 converter: real NeXus/xspress3 file trees built with h5py (spec xrf_proc.md 9.2)."""
+"""PETRA III P06 converter: real NeXus/xspress3 file trees built with h5py (xrf_proc.md 9.2)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def synth(n: int, rng, nchan: int = 64, channels=(("xspress3_01", "channel00"),)
 
 
 def write_scan(bt: Path, number: int, cmd, src: dict, *, split=None, adc: str | None = "per_file",
-               pilc: list[dict] | None = None, pilc_dir: str = "pilctriggergenerator_03") -> Path:  # fmt: skip
+               pilc: list[dict] | None = None,
+               pilc_dir: str = "pilctriggergenerator_03") -> Path:  # fmt: skip
     """Write scan ``number`` under ``bt/raw`` exactly like P06 does; return its scan id."""
     raw = bt / "raw"
     stem = f"scan_{number:05d}"
@@ -366,12 +367,16 @@ def test_logbook_virtual_motor_literal_eval_only(tmp_path, rng):
     entry = {
         "scan": {"scan_prefix": "scan_00001"},
         "axes": {"axis0": {"virtual_motor_config": {
-            "pivot_points": [1.5, -2.0], "real_members": {"samx": {"contribution": 0.5}, "samz": {"contribution": 0.8}}}}},
+            "pivot_points": [1.5, -2.0],
+            "real_members": {"samx": {"contribution": 0.5}, "samz": {"contribution": 0.8}}}}},
     }  # fmt: skip
     other = {"scan": {"scan_prefix": "scan_00002"}, "axes": {}}
     lines = [
         f"__import__('pathlib').Path({str(pwned)!r}).touch()",  # eval would run this
-        f"{{'scan': {{'scan_prefix': 'scan_00001'}}, 'x': __import__('pathlib').Path({str(pwned)!r}).touch()}}",
+        (
+            f"{{'scan': {{'scan_prefix': 'scan_00001'}}, "
+            f"'x': __import__('pathlib').Path({str(pwned)!r}).touch()}}"
+        ),
         "{'scan': ",  # truncated line
         repr(other),
         repr(entry),
@@ -562,17 +567,43 @@ def edit(path: Path, fn) -> None:
 @pytest.mark.parametrize(
     ("where", "change", "expect"),
     [
-        ("xspress3_01/scan_00001_00001.nxs", lambda f: f.__delitem__(f"{XS}/channel00/histogram"), f"'{XS}/channel00/histogram' is missing"),
-        ("xspress3_01/scan_00001_00001.nxs", lambda f: f.__delitem__(f"{XS}/channel00/scaler/allGood"), "'entry/instrument/xspress3/channel00/scaler/allGood' is missing"),
-        ("xspress3_01/scan_00001_00000.nxs", lambda f: (f.__delitem__(f"{XS}/channel00/scaler/allEvent"), f.create_dataset(f"{XS}/channel00/scaler/allEvent", data=np.ones(19))), "'entry/instrument/xspress3/channel00/scaler/allEvent' has 19 points"),
-        ("adc_01/scan_00001_00000.nxs", lambda f: f.__delitem__("entry/data/value2"), "'entry/data/value2' is missing"),
-        ("adc_01/scan_00001_00000.nxs", lambda f: (f.__delitem__("entry/data/value1"), f.create_dataset("entry/data/value1", data=np.ones(21))), "'entry/data/value1' has 41 points"),
-        ("../scan_00001.nxs", lambda f: f.__delitem__("scan/data/scany"), "'scan/data/scany' is missing"),
-        ("../scan_00001.nxs", lambda f: (f.__delitem__("scan/data/scanx"), f.create_dataset("scan/data/scanx", data=np.ones(39))), "'scan/data/scanx' has 39 points"),
-        ("../scan_00001.nxs", lambda f: f["scan/program_name"].attrs.__setitem__("scan_command", "cmesh scanx 0 1 ten scany 0 1 3 0.1"), "'scan_command' of 'scan/program_name'"),
-        ("../scan_00001.nxs", lambda f: f["scan/program_name"].attrs.__setitem__("scan_command", "cmesh scanx 0"), "is not a scan command"),
-        ("../scan_00001.nxs", lambda f: f["scan/program_name"].attrs.__delitem__("scan_command"), "attribute 'scan_command' of 'scan/program_name' is missing"),
-        ("../scan_00001.nxs", lambda f: f.__delitem__("scan/program_name"), "'scan/program_name' is missing"),
+        ("xspress3_01/scan_00001_00001.nxs",
+         lambda f: f.__delitem__(f"{XS}/channel00/histogram"),
+         f"'{XS}/channel00/histogram' is missing"),
+        ("xspress3_01/scan_00001_00001.nxs",
+         lambda f: f.__delitem__(f"{XS}/channel00/scaler/allGood"),
+         "'entry/instrument/xspress3/channel00/scaler/allGood' is missing"),
+        ("xspress3_01/scan_00001_00000.nxs",
+         lambda f: (f.__delitem__(f"{XS}/channel00/scaler/allEvent"),
+                    f.create_dataset(f"{XS}/channel00/scaler/allEvent", data=np.ones(19))),
+         "'entry/instrument/xspress3/channel00/scaler/allEvent' has 19 points"),
+        ("adc_01/scan_00001_00000.nxs",
+         lambda f: f.__delitem__("entry/data/value2"),
+         "'entry/data/value2' is missing"),
+        ("adc_01/scan_00001_00000.nxs",
+         lambda f: (f.__delitem__("entry/data/value1"),
+                    f.create_dataset("entry/data/value1", data=np.ones(21))),
+         "'entry/data/value1' has 41 points"),
+        ("../scan_00001.nxs",
+         lambda f: f.__delitem__("scan/data/scany"),
+         "'scan/data/scany' is missing"),
+        ("../scan_00001.nxs",
+         lambda f: (f.__delitem__("scan/data/scanx"),
+                    f.create_dataset("scan/data/scanx", data=np.ones(39))),
+         "'scan/data/scanx' has 39 points"),
+        ("../scan_00001.nxs",
+         lambda f: f["scan/program_name"].attrs.__setitem__(
+             "scan_command", "cmesh scanx 0 1 ten scany 0 1 3 0.1"),
+         "'scan_command' of 'scan/program_name'"),
+        ("../scan_00001.nxs",
+         lambda f: f["scan/program_name"].attrs.__setitem__("scan_command", "cmesh scanx 0"),
+         "is not a scan command"),
+        ("../scan_00001.nxs",
+         lambda f: f["scan/program_name"].attrs.__delitem__("scan_command"),
+         "attribute 'scan_command' of 'scan/program_name' is missing"),
+        ("../scan_00001.nxs",
+         lambda f: f.__delitem__("scan/program_name"),
+         "'scan/program_name' is missing"),
     ],
 )  # fmt: skip
 def test_format_errors_name_file_and_dataset(tmp_path, rng, where, change, expect):

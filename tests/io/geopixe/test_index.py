@@ -290,5 +290,6 @@ def test_more_detectors_than_header_dets(tmp_path):
     data, offsets = gf.build(spectra, deadtime, gf.header_fields(2, 2, 2, 16))
     _expect_error(
         gf.write(tmp_path / "d.GeoPIXE", data),
-        rf"record at offset {offsets[2]} holds \(x=0, y=0, detector=2\), outside the header's Dets = 2",
+        rf"record at offset {offsets[2]} holds \(x=0, y=0, detector=2\), "
+        r"outside the header's Dets = 2",
     )

@@ -104,7 +104,7 @@ def test_opening_and_indexing_never_decode_spectra(tmp_path):
         FormatError,
         match=rf"stores channel 999 at offset {offsets[0] + 16}, but the header has Chan = 16",
     ):
-        ds.spectra.isel(y=0).values
+        _ = ds.spectra.isel(y=0).values
 
 
 def test_unsorted_channels_are_reported(tmp_path):
@@ -116,9 +116,10 @@ def test_unsorted_channels_are_reported(tmp_path):
     np.testing.assert_array_equal(ds.spectra.isel(y=0).values, spectra[0])
     with pytest.raises(
         FormatError,
-        match=rf"record \(x=0, y=1, detector=0\) has channels out of ascending order at offset {offsets[2] + 20}",
+        match=rf"record \(x=0, y=1, detector=0\) has channels out of ascending order "
+        rf"at offset {offsets[2] + 20}",
     ):
-        ds.spectra.isel(y=1).values
+        _ = ds.spectra.isel(y=1).values
 
 
 def test_truncated_map_reads_zero_and_flags_missing(tmp_path, sample_path, sample_dense):
@@ -146,7 +147,7 @@ def test_file_changed_after_opening(sample_copy):
     with open(sample_copy, "ab") as f:
         f.write(b"DP")
     with pytest.raises(FormatError, match="changed since it was opened"):
-        ds.spectra.values
+        _ = ds.spectra.values
 
 
 def test_graph_pieces_pickle(sample_path):
@@ -222,7 +223,7 @@ def test_channel_window_reads_equal_the_dense_blocks_trimmed(sample_path, sample
 
     for chunks in (3, {"y": 2, "x": 7}):
         ds = open_geopixe(sample_path, chunks=chunks)
-        for (i, j), spec in block_specs(ds.spectra.data).items():
+        for (_i, _j), spec in block_specs(ds.spectra.data).items():
             for lo, hi in ((0, 4096), (100, 1500), (4000, 4096)):
                 got = read_block_channels(spec, lo, hi, np.float32)
                 dense = sample_dense[
@@ -264,6 +265,7 @@ def test_records_straddling_read_windows(sample_path, sample_dense, tmp_path, mo
     ds = open_geopixe(gf.write(tmp_path / "late.GeoPIXE", bytes(bad)), chunks=-1)
     with pytest.raises(
         FormatError,
-        match=rf"record \(x=1, y=2, detector=1\) has channels out of ascending order at offset {offsets[19] + 20}",
+        match=rf"record \(x=1, y=2, detector=1\) has channels out of ascending order "
+        rf"at offset {offsets[19] + 20}",
     ):
-        ds.spectra.values
+        _ = ds.spectra.values

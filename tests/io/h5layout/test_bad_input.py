@@ -37,7 +37,8 @@ def _set(f, name, data):
         ),
         (
             lambda f: _set(f, "raw/channel00/spectra", np.ones((4, 5, 2, 16))),
-            "'raw/channel00/spectra' has shape \\(4, 5, 2, 16\\), expected rows x columns x channels",
+            "'raw/channel00/spectra' has shape \\(4, 5, 2, 16\\), "
+            "expected rows x columns x channels",
         ),
         (
             lambda f: _set(f, "raw/channel01/spectra", np.ones((4, 6, 16))),
@@ -85,4 +86,4 @@ def test_truncated_hdf5_file(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(FormatError, match=str(path)):
-        open_h5(path).spectra.values
+        _ = open_h5(path).spectra.values

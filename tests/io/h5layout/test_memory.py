@@ -1,4 +1,4 @@
-"""Converting to the layout streams: peak memory does not grow with the map (4x the map, same peak)."""
+"""Converting to the layout streams: peak memory does not grow with the map (4x map, same peak)."""
 
 import pytest
 

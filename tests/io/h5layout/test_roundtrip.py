@@ -127,7 +127,7 @@ def test_xrfh5_engine(chain, sample_dense):
 def test_example_map_to_h5_and_zarr_through_a_distributed_cluster(
     example_path, dask_cluster, tmp_path
 ):
-    """Process workers on a real scheduler read, compress and (zarr) write; one process writes h5."""
+    """Process workers on a real scheduler read, compress, (zarr) write; one process writes h5."""
     from distributed import Client
 
     local = open_geopixe(example_path).compute(scheduler="threads")

@@ -156,7 +156,9 @@ def test_file_open_for_writing_elsewhere(converted):
 def test_overwriting_a_raw_file_open_for_writing_elsewhere(converted):
     ds, path = converted
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import h5py, sys; f = h5py.File({str(path)!r}, 'a'); print('open', flush=True); sys.stdin.readline()"],
+        [sys.executable, "-c",
+         f"import h5py, sys; f = h5py.File({str(path)!r}, 'a'); "
+         "print('open', flush=True); sys.stdin.readline()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

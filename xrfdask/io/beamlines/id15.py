@@ -168,7 +168,8 @@ def _read_scan(path: str, scan: str, shape: tuple[int, int], *, mot1_name, mot2_
             n = h5.shape(p)[0] if h5.shape(p) else 0
             if n < npts:
                 raise FormatError(
-                    f"{path}: dataset '{p}' has {n} points, the scan needs {shape[0]} x {shape[1]} = {npts}"
+                    f"{path}: dataset '{p}' has {n} points, "
+                    f"the scan needs {shape[0]} x {shape[1]} = {npts}"
                 )
             data = h5.lazy_banded(p, 0) if lazy else np.asarray(h5.read(p), dtype=float)
             return points_to_map(data, shape, f"{path}: '{p}'")
@@ -189,7 +190,8 @@ def _read_scan(path: str, scan: str, shape: tuple[int, int], *, mot1_name, mot2_
         nchan = {s.shape[-1] for s in spectra}
         if len(nchan) > 1:
             raise FormatError(
-                f"{path}: detectors {detectors} of scan '{scan}' have different channel counts {sorted(nchan)}"
+                f"{path}: detectors {detectors} of scan '{scan}' "
+                f"have different channel counts {sorted(nchan)}"
             )
         data_vars: dict[str, Any] = {
             "spectra": (
@@ -264,7 +266,8 @@ def _rescale(
             correction = float(np.mean(np.asarray(h5.read(p), dtype=float)))
             return counter / np.mean(counter) * correction
     raise FormatError(
-        f"{path}: correction counter '{corid}' is missing (looked in '{number}.2/measurement/' and '{scan}/instrument/')"
+        f"{path}: correction counter '{corid}' is missing "
+        f"(looked in '{number}.2/measurement/' and '{scan}/instrument/')"
     )
 
 
@@ -296,7 +299,8 @@ def _stitch(a: xr.Dataset, b: xr.Dataset, atol: float) -> xr.Dataset:
     other = "y" if dim == "x" else "x"
     if a.sizes[other] != b.sizes[other]:
         raise FormatError(
-            f"stitching scans along {dim}: {a.sizes[other]} and {b.sizes[other]} pixels across do not match"
+            f"stitching scans along {dim}: {a.sizes[other]} and {b.sizes[other]} pixels across "
+            "do not match"
         )
     lo, hi = (
         (a, b) if float(np.nanmin(a[motor].values)) <= float(np.nanmin(b[motor].values)) else (b, a)

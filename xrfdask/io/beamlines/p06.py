@@ -169,7 +169,8 @@ def _parse_channels(spec: ChannelSpec, what: str) -> list[tuple[str, list[str]]]
     (device, channels) pairs, everything in it summed."""
     if isinstance(spec, str) or not isinstance(spec, Sequence) or len(spec) != 2:
         raise ConfigError(
-            f"{what}={spec!r}: expected (device_dir, channel or [channels]) or ([devices], [channel specs])"
+            f"{what}={spec!r}: expected (device_dir, channel or [channels]) "
+            "or ([devices], [channel specs])"
         )
     devices, channels = spec
     if isinstance(devices, str):
@@ -196,7 +197,8 @@ def _parse_channels(spec: ChannelSpec, what: str) -> list[tuple[str, list[str]]]
         )
         if not isinstance(device, str) or not names or not all(isinstance(c, str) for c in names):
             raise ConfigError(
-                f"{what}={spec!r}: device {device!r} with channels {chans!r} is not a device name and channel name(s)"
+                f"{what}={spec!r}: device {device!r} with channels {chans!r} "
+                "is not a device name and channel name(s)"
             )
         out.append((device, names))
     return out
@@ -241,7 +243,8 @@ def _read_scan(base: Path, detectors: list[list[tuple[str, list[str]]]]) -> _Poi
         for k, s in enumerate(spectra[1:], start=1):
             if s.shape != spectra[0].shape:
                 raise FormatError(
-                    f"{base}: detector channel{k:02d} has {s.shape[0]} spectra of {s.shape[1]} channels, "
+                    f"{base}: detector channel{k:02d} has {s.shape[0]} spectra "
+                    f"of {s.shape[1]} channels, "
                     f"channel00 has {n} of {spectra[0].shape[1]}"
                 )
         counters = _read_adc(base, first_files, n)
@@ -287,12 +290,14 @@ def _scan_shape(tokens: list[str], path: str) -> tuple[int, int]:
         ydim = _integer(tokens[8]) + 1 if len(tokens) > 7 else 1
     except (IndexError, ValueError):
         raise FormatError(
-            f"{path}: attribute 'scan_command' of '{_COMMAND}' = {' '.join(tokens)!r} is not a scan command "
+            f"{path}: attribute 'scan_command' of '{_COMMAND}' = {' '.join(tokens)!r} "
+            "is not a scan command "
             "('<type> <mot1> <start> <end> <n> [<mot2> <start> <end> <n>] <time>')"
         ) from None
     if xdim < 1:
         raise FormatError(
-            f"{path}: attribute 'scan_command' of '{_COMMAND}' = {' '.join(tokens)!r} asks for 0 points per row"
+            f"{path}: attribute 'scan_command' of '{_COMMAND}' = {' '.join(tokens)!r} "
+            "asks for 0 points per row"
         )
     return ydim, xdim
 
@@ -339,7 +344,8 @@ def _read_detector(
         i, o = np.concatenate(parts_i), np.concatenate(parts_o)
         if total_s is not None and s.shape != total_s.shape:
             raise FormatError(
-                f"{folder}: {s.shape[0]} spectra of {s.shape[1]} channels, but the devices summed with it "
+                f"{folder}: {s.shape[0]} spectra of {s.shape[1]} channels, "
+                "but the devices summed with it "
                 f"have {total_s.shape[0]} of {total_s.shape[1]}"
             )
         total_s = s if total_s is None else total_s + s
@@ -375,11 +381,13 @@ def _read_chunk(h5: H5Reader, channels: list[str]) -> tuple[da.Array, np.ndarray
             rates.append(rate)
         if total_s is not None and s.shape[1] != total_s.shape[1]:
             raise FormatError(
-                f"{h5.path}: dataset '{hist}' has {s.shape[1]} channels, the channels summed with it {total_s.shape[1]}"
+                f"{h5.path}: dataset '{hist}' has {s.shape[1]} channels, "
+                f"the channels summed with it {total_s.shape[1]}"
             )
         if total_s is not None and s.shape[0] != total_s.shape[0]:
             raise FormatError(
-                f"{h5.path}: dataset '{hist}' has {s.shape[0]} points, the channels summed with it {total_s.shape[0]}"
+                f"{h5.path}: dataset '{hist}' has {s.shape[0]} points, "
+                f"the channels summed with it {total_s.shape[0]}"
             )
         total_s = s if total_s is None else total_s + s
         total_i = rates[0] if total_i is None else total_i + rates[0]
@@ -416,7 +424,8 @@ def _read_adc(base: Path, names: list[str], n: int) -> dict[str, np.ndarray]:
         if out[var].shape[0] != n:
             where = files[0] if len(files) == 1 else folder
             raise FormatError(
-                f"{where}: dataset 'entry/data/{key}' has {out[var].shape[0]} points in all, the scan has {n} spectra"
+                f"{where}: dataset 'entry/data/{key}' has {out[var].shape[0]} points in all, "
+                f"the scan has {n} spectra"
             )
     return out
 
@@ -477,7 +486,8 @@ def _read_pilc(base: Path) -> _Encoders | None:
                 enc = np.asarray(h5.read(p), dtype=np.float64).reshape(-1)
                 if enc.shape != keep.shape:
                     raise FormatError(
-                        f"{path}: dataset '{p}' has {enc.shape[0]} points, 'entry/data/counter' has {keep.shape[0]}"
+                        f"{path}: dataset '{p}' has {enc.shape[0]} points, "
+                        f"'entry/data/counter' has {keep.shape[0]}"
                     )
                 values[k].append(enc[keep])
     return _Encoders(files[0].parent, {k: np.concatenate(v) for k, v in values.items()}, names)
@@ -561,7 +571,8 @@ def _read_motors(h5: H5Reader, base: Path, tokens: list[str], n: int) -> dict[st
             out[var] = _scan_data(h5, name)
             if out[var] is None:
                 raise FormatError(
-                    f"{h5.path}: dataset 'scan/data/{name}' is missing (motor {var} of '{' '.join(tokens)}')"
+                    f"{h5.path}: dataset 'scan/data/{name}' is missing "
+                    f"(motor {var} of '{' '.join(tokens)}')"
                 )
     else:
         logbook = _read_logbook(base)
@@ -655,7 +666,8 @@ def _scan_map(points: _Points, readas1d: bool) -> xr.Dataset:
         if n < ydim * xdim:
             warnings.warn(
                 f"{points.base}: {n} points, fewer than the {ydim} x {xdim} = {ydim * xdim} of "
-                f"'{' '.join(points.tokens)}' (scan stopped?); spectra and counters padded with zeros "
+                f"'{' '.join(points.tokens)}' (scan stopped?); "
+                "spectra and counters padded with zeros "
                 "('present' is False there), motors extrapolated from the recorded positions",
                 XrfdaskWarning,
                 stacklevel=3,
@@ -694,7 +706,8 @@ def _merge(maps: list[xr.Dataset]) -> xr.Dataset:
     triggered = {bool(m.attrs["time_triggered"]) for m in maps}
     if len(triggered) > 1:
         raise FormatError(
-            "merging P06 scans: some are time-triggered (1-D) and some are maps; merge like with like"
+            "merging P06 scans: some are time-triggered (1-D) and some are maps; "
+            "merge like with like"
         )
     dim = "x" if triggered.pop() else "y"
     across = "y" if dim == "x" else "x"
@@ -703,7 +716,8 @@ def _merge(maps: list[xr.Dataset]) -> xr.Dataset:
         for d in (across, "channel"):
             if m.sizes[d] != first.sizes[d]:
                 raise FormatError(
-                    f"merging P06 scans along {dim}: {m.attrs['source_path']} has {m.sizes[d]} along {d}, "
+                    f"merging P06 scans along {dim}: {m.attrs['source_path']} "
+                    f"has {m.sizes[d]} along {d}, "
                     f"{first.attrs['source_path']} has {first.sizes[d]}"
                 )
         if set(m.data_vars) != set(first.data_vars):

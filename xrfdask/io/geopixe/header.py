@@ -1,7 +1,7 @@
 """The JSON header of a ``.GeoPIXE`` file: read, validate, and write back.
 
-Layout (spec ``geopixe.md`` 1.1): a little-endian uint16 ``H``, then ``H`` bytes of UTF-8 JSON, then the
-first pixel record (tag ``DP``) at offset ``2 + H``.
+Layout (spec ``geopixe.md`` 1.1): a little-endian uint16 ``H``, then ``H`` bytes of UTF-8 JSON,
+then the first pixel record (tag ``DP``) at offset ``2 + H``.
 
 Instrument files repeat the ``"Detector"`` key once per detector. A plain ``json.loads`` keeps only
 the last one, so the header is parsed with an object-pairs hook that keeps every block: in the
@@ -108,7 +108,7 @@ class GeoPixeHeader:
 
 
 def _plausible_float(value: Any) -> float | None:
-    """A finite float of sane magnitude, or None: instruments leave garbage like 2.35e30 in fields."""
+    """A finite, sane-sized float or None: instruments leave garbage like 2.35e30 in fields."""
     try:
         number = float(value)
     except (TypeError, ValueError):

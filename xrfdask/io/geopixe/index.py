@@ -1,4 +1,4 @@
-"""The record index of a ``.GeoPIXE`` file: where each pixel record starts, how long it is, its deadtime.
+"""The record index of a ``.GeoPIXE`` file: each pixel record's start, length and deadtime.
 
 Built by one compiled pass over the record headers (bodies are never decoded) and cached beside
 the file (``<file>.xrfidx.npz``) or, when that folder is not writable, in the user cache directory.

@@ -4,9 +4,9 @@ A record is a 16-byte header (``DP``, uint32 length L, uint16 x, y, detector, fl
 followed by (L - 16) / 4 pairs of uint16 (channel, count); see spec ``geopixe.md`` 1.3.
 
 Records of a map come in raster order with the detectors of a pixel interleaved, so record number
-``k`` belongs to pixel ``k // ndet`` and detector ``k % ndet``. Every kernel checks each record's own
-x, y and detector fields against that expected position: a missing, duplicated or stray record is
-reported, never silently shifted (the original tool placed data by counting).
+``k`` belongs to pixel ``k // ndet`` and detector ``k % ndet``. Every kernel checks each record's
+own x, y and detector fields against that expected position: a missing, duplicated or stray record
+is reported, never silently shifted (the original tool placed data by counting).
 
 The kernels never raise: they return a status code and the offending position, and the Python
 caller turns that into a :class:`~xrfdask.errors.FormatError` naming the file and byte offset.
@@ -297,8 +297,8 @@ def encode_records(spectra, emit, lengths, dt_bits, y_first, x_first, channel_nu
     """Write the records of a dense block, in raster order with detectors interleaved.
 
     ``lengths`` come from :func:`encoded_lengths`; ``words`` (uint16) has room for all of them;
-    ``y_first``, ``x_first`` are the map row and column of ``spectra[0, 0]``; ``channel_numbers`` maps array positions to the
-    channel indices stored in the file.
+    ``y_first``, ``x_first`` are the map row and column of ``spectra[0, 0]``; ``channel_numbers``
+    maps array positions to the channel indices stored in the file.
     """
     nrows, ncols, ndet, nchan = spectra.shape
     pos = 0

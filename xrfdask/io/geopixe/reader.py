@@ -104,7 +104,7 @@ def read_block_channels(spec: BlockSpec, lo: int, hi: int, dtype: Any = np.float
 
 
 def sum_blocks(specs: list[BlockSpec]) -> np.ndarray:
-    """The (detector, channel) sum of the spectra of blocks of one map, straight from the sparse records."""
+    """The (detector, channel) sum of the spectra of blocks of one map, from the sparse records."""
     out = np.zeros((specs[0].ndet, specs[0].nchan), dtype=np.float64)
     for spec in specs:
         if spec.k1 > spec.k0:
@@ -244,7 +244,7 @@ def _check_unchanged(spec: BlockSpec) -> None:
 def _describe_decode(
     spec: BlockSpec, status: int, k: int, offset: int, buf: np.ndarray, word: int
 ) -> str:
-    """The message for a kernel's status at record ``k``, file ``offset`` (word ``word`` of ``buf``)."""
+    """Message for a kernel's status at record ``k``, file ``offset`` (word ``word`` of ``buf``)."""
     pixel, det = divmod(int(k), spec.ndet)
     y, x = divmod(pixel, spec.xres)
     record = f"record (x={x}, y={y}, detector={det})"

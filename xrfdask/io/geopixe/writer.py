@@ -1,7 +1,7 @@
 """Write a raw map as a ``.GeoPIXE`` file, streaming block by block.
 
-The header follows ReadoutXFM's rewrite rules (spec ``geopixe.md`` 3.2): ``Xres``/``Yres`` become the
-map's size and ``Width``/``Height`` ``new_res * (old_size / old_res)``; nothing else changes.
+The header follows ReadoutXFM's rewrite rules (spec ``geopixe.md`` 3.2): ``Xres``/``Yres`` become
+the map's size and ``Width``/``Height`` ``new_res * (old_size / old_res)``; nothing else changes.
 Records are written in raster order with detectors interleaved, storing only non-zero channels,
 with x and y counted from the map's origin (so a crop is re-based to 0, 0). An unmodified map
 is written back with byte-identical records.
@@ -175,7 +175,8 @@ def _coordinate_pitch(ds: xr.Dataset, dim: str) -> float | None:
     steps = np.diff(values)
     if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
         raise FormatError(
-            f"to_geopixe: the '{dim}' coordinate is not evenly spaced; a .GeoPIXE map is a regular grid"
+            f"to_geopixe: the '{dim}' coordinate is not evenly spaced; "
+            "a .GeoPIXE map is a regular grid"
         )
     return abs(float(steps.mean())) * scale
 
@@ -268,7 +269,8 @@ def _encode_tasks(spectra: da.Array, deadtime: da.Array, emit: np.ndarray, chann
             )
             s, d = s_blocks[i, j, 0, 0], d_blocks[i, j, 0]
             block_emit = emit[y0:y1, x0:x1]
-            key = f"geopixe-encode-{dask.base.tokenize(s.key, d.key, block_emit, channel_numbers, y0, x0)}"
+            token = dask.base.tokenize(s.key, d.key, block_emit, channel_numbers, y0, x0)
+            key = f"geopixe-encode-{token}"
             tasks.append(encode(s, d, block_emit, y0, channel_numbers, x0, dask_key_name=key))
     return tasks
 
@@ -306,7 +308,8 @@ def encode_band(
     if status != kernels.OK:
         value = spectra[r, c, d, ch]
         raise FormatError(
-            f"to_geopixe: pixel (x={x_first + c}, y={y_first + r}, detector={d}) holds {value} counts in "
+            f"to_geopixe: pixel (x={x_first + c}, y={y_first + r}, detector={d}) "
+            f"holds {value} counts in "
             f"channel {int(channel_numbers[ch])}; .GeoPIXE stores integers 0..65535"
         )
     total = int(lengths.sum())
