@@ -57,7 +57,8 @@ def register(subparsers, parents: Parents) -> argparse.ArgumentParser:
         "--chunksize",
         type=float,
         metavar="MB",
-        help="dense size of a band of rows in MiB (default: xrfdask.chunk-size, 16)",
+        help="dense size of a band of rows in MiB (default: xrfdask.chunk-size: 16 on threads, "
+        "64 on a cluster)",
     )
     p.add_argument(
         "-m",

@@ -442,7 +442,7 @@ def open_geopixe(
         The ``.GeoPIXE`` file.
     chunks : "auto", int, str, dict or None, default "auto"
         Chunking of the spectra along ``y`` and ``x`` (see :func:`plan_chunks`): by default bands of
-        whole rows of about ``dask.config["xrfdask.chunk-size"]`` (16 MiB) of dense spectra.
+        whole rows of about ``dask.config["xrfdask.chunk-size"]`` of dense spectra (16 MiB on threads, 64 MiB on a cluster).
     cache : bool, default True
         Reuse and store the record index beside the file (or in the user cache directory).
 
