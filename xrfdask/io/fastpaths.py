@@ -89,3 +89,28 @@ def channel_blocks(data: Any, lo: int, hi: int, dtype: Any) -> dict[tuple[int, i
     """Tasks reading each block of pixels as (detector, pixels, channels lo..hi-1), or None."""
     impl = lookup(data, "channel_blocks")
     return None if impl is None else impl(data, lo, hi, dtype)
+
+
+def block_arguments(data: Any, prefixes: str | tuple[str, ...], kind: type) -> dict | None:
+    """The ``kind`` argument of each task of a reader's own read layer, by (row, column) block.
+
+    Readers put a small description of each block (a :class:`BlockSpec`, an HDF5 selection) in
+    their read tasks; their fast paths read the blocks their own way from it. None unless
+    ``data`` is exactly such an array (its name starts with one of ``prefixes``, it is not
+    sliced or transformed, and every task has a ``kind`` argument).
+    """
+    if not isinstance(data, da.Array) or not data.name.startswith(prefixes):
+        return None
+    layer = data.__dask_graph__().layers.get(data.name)
+    if layer is None:
+        return None
+    found = {}
+    for key, task in dict(layer).items():  # eager-ok: graph tasks, no data
+        args = getattr(task, "args", None)
+        if args is None and isinstance(task, tuple):
+            args = task[1:]
+        arg = next((a for a in (args or ()) if isinstance(a, kind)), None)
+        if arg is None or len(key) != data.ndim + 1:
+            return None
+        found[key[1], key[2]] = arg
+    return found

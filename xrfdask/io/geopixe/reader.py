@@ -167,21 +167,7 @@ def block_specs(spectra: Any) -> dict[tuple[int, int], BlockSpec] | None:
     can read its blocks their own way (:func:`sum_spectrum`, the fit's trimmed reads) and fall
     back to the generic dask path otherwise.
     """
-    if not isinstance(spectra, da.Array) or not spectra.name.startswith("geopixe-read-"):
-        return None
-    layer = spectra.__dask_graph__().layers.get(spectra.name)
-    if layer is None:
-        return None
-    specs = {}
-    for key, task in dict(layer).items():  # eager-ok: graph tasks, no data
-        args = getattr(task, "args", None)
-        if args is None and isinstance(task, tuple):
-            args = task[1:]
-        spec = next((a for a in (args or ()) if isinstance(a, BlockSpec)), None)
-        if spec is None:
-            return None
-        specs[key[1], key[2]] = spec
-    return specs
+    return fastpaths.block_arguments(spectra, "geopixe-read-", BlockSpec)
 
 
 def sum_spectrum(spectra: da.Array, fan_in: int = 8, tasks: int | None = None) -> da.Array | None:
@@ -442,7 +428,8 @@ def open_geopixe(
         The ``.GeoPIXE`` file.
     chunks : "auto", int, str, dict or None, default "auto"
         Chunking of the spectra along ``y`` and ``x`` (see :func:`plan_chunks`): by default bands of
-        whole rows of about ``dask.config["xrfdask.chunk-size"]`` of dense spectra (16 MiB on threads, 64 MiB on a cluster).
+        whole rows of about ``dask.config["xrfdask.chunk-size"]`` of dense spectra (16 MiB on
+        threads, 64 MiB on a distributed cluster).
     cache : bool, default True
         Reuse and store the record index beside the file (or in the user cache directory).
 

@@ -48,7 +48,8 @@ def open_h5(path: str | os.PathLike, group: str = "raw", *, chunks: Any = "auto"
     chunks : "auto" or a byte size, default "auto"
         Target size of each lazy block. Blocks are whole rows in multiples of the file's own
         chunks, split along ``x`` only when a single row exceeds it. ``"auto"`` uses the
-        ``xrfdask.chunk-size`` dask config value (16 MiB on threads, 64 MiB on a cluster by default).
+        ``xrfdask.chunk-size`` dask config value (by default 16 MiB on threads, 64 MiB on a
+        distributed cluster).
 
     Returns
     -------

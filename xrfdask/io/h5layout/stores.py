@@ -28,6 +28,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from xrfdask.chunks import bands
 from xrfdask.errors import FormatError, XrfdaskError
+from xrfdask.io import fastpaths
 from xrfdask.io.h5layout.h5chunks import DirectLayout, direct_layout, read_region, sum_region
 
 __all__ = [
@@ -427,21 +428,7 @@ def spectra_blocks(data: Any) -> dict[tuple[int, int], SpectraBlock] | None:
     None unless ``data`` is exactly :meth:`H5Reader.lazy_spectra`'s (or the zarr reader's) array,
     not sliced or transformed.
     """
-    if not isinstance(data, da.Array) or not data.name.startswith(("h5-read-", "zarr-read-")):
-        return None
-    layer = data.__dask_graph__().layers.get(data.name)
-    if layer is None:
-        return None
-    blocks = {}
-    for key, task in dict(layer).items():  # eager-ok: graph tasks, no data
-        args = getattr(task, "args", None)
-        if args is None and isinstance(task, tuple):
-            args = task[1:]
-        block = next((a for a in (args or ()) if isinstance(a, SpectraBlock)), None)
-        if block is None or len(key) != 5:
-            return None
-        blocks[key[1], key[2]] = block
-    return blocks
+    return fastpaths.block_arguments(data, ("h5-read-", "zarr-read-"), SpectraBlock)
 
 
 def _mtime(path: str) -> int:
