@@ -19,6 +19,8 @@ from xrfdask.io.h5layout import open_h5, to_h5
 
 CMESH = "cmesh scanx 0 0.9 10 scany 0 0.3 3 0.1"  # 10 columns x 4 rows
 XS = "entry/instrument/xspress3"
+# Every variable of a converted scan (the comparisons below check them all).
+RAW_VARIABLES = ("spectra", "icr", "ocr", "present", "I0", "I1", "acquisition_time", "mot1", "mot2")
 
 
 class ComputeForbidden:
@@ -213,17 +215,7 @@ def test_sort_reorders_every_variable_identically(tmp_path, rng):
     assert not np.array_equal(unsorted.mot1.values, ref.mot1.values)
     ds = convert_p06(mixed, sort=True)
     assert isinstance(ds.spectra.data, da.Array)
-    for name in (
-        "spectra",
-        "icr",
-        "ocr",
-        "present",
-        "I0",
-        "I1",
-        "acquisition_time",
-        "mot1",
-        "mot2",
-    ):
+    for name in RAW_VARIABLES:
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
     np.testing.assert_allclose(ds.x, ref.x)
     np.testing.assert_allclose(ds.y, ref.y)
@@ -655,17 +647,7 @@ def test_writes_and_reads_back_through_the_layout(tmp_path, rng):
     out = to_h5(ds, p06_output_path(scan))
     assert Path(out) == tmp_path / "scan00001_merge.h5"
     back = open_h5(out)
-    for name in (
-        "spectra",
-        "icr",
-        "ocr",
-        "present",
-        "I0",
-        "I1",
-        "acquisition_time",
-        "mot1",
-        "mot2",
-    ):
+    for name in RAW_VARIABLES:
         np.testing.assert_array_equal(back[name].values, ds[name].values, err_msg=name)
     assert list(back.detector.values) == ["channel00", "channel01"]
     assert back.mot1.attrs["Name"] == "scanx" and back.attrs["cmd"] == CMESH
