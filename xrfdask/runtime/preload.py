@@ -56,7 +56,7 @@ def load_cached_kernels(prefix: str = "xrfdask") -> int:
     for name, module in list(sys.modules.items()):
         if module is None or not (name == prefix or name.startswith(prefix + ".")):
             continue
-        for obj in list(vars(module).values()):
+        for obj in list(vars(module).values()):  # eager-ok: dict
             if not isinstance(obj, CPUDispatcher) or id(obj) in seen:
                 continue
             seen.add(id(obj))

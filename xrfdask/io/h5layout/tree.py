@@ -567,9 +567,8 @@ def _line_masks(ds: xr.Dataset, sch) -> dict[Any, np.ndarray]:
     """
     if "line" not in ds.dims or "detector" not in ds.dims:
         return {}
-    small = [
-        v for v in ds.data_vars.values() if set(v.dims) == {"detector", "line"}
-    ]  # eager-ok: dict
+    variables = list(ds.data_vars.values())  # eager-ok: dict of variables
+    small = [v for v in variables if set(v.dims) == {"detector", "line"}]
     if not small:
         return {}
     present = None
