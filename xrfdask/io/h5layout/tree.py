@@ -139,16 +139,7 @@ def raw_layout(ds: xr.Dataset) -> Layout:
                 **{k: v for k, v in coord.attrs.items() if isinstance(v, str | int | float)},
             }
             nodes.append(Node(name, np.ascontiguousarray(grid), MAP_DIMS, attrs=motor_attrs))
-    for name in schema.RAW_PER_PIXEL:
-        if name in ds:
-            nodes.append(
-                Node(
-                    f"raw/{name}",
-                    ds[name].transpose(*MAP_DIMS).data,
-                    MAP_DIMS,
-                    attrs=_var_attrs(ds[name]),
-                )
-            )
+    nodes.extend(_map_node(f"raw/{name}", ds[name]) for name in schema.RAW_PER_PIXEL if name in ds)
     for label, channel in channels:
         one = ds.sel(detector=label) if "detector" in ds.coords else ds.isel(detector=0)
         base = f"raw/{channel}"
@@ -156,16 +147,11 @@ def raw_layout(ds: xr.Dataset) -> Layout:
         nodes.append(
             Node(f"{base}/spectra", data, ("y", "x", "channel"), attrs=_var_attrs(one["spectra"]))
         )
-        for name in schema.RAW_CHANNEL_PIXEL:
-            if name in one:
-                nodes.append(
-                    Node(
-                        f"{base}/{name}",
-                        one[name].transpose(*MAP_DIMS).data,
-                        MAP_DIMS,
-                        attrs=_var_attrs(one[name]),
-                    )
-                )
+        nodes.extend(
+            _map_node(f"{base}/{name}", one[name])
+            for name in schema.RAW_CHANNEL_PIXEL
+            if name in one
+        )
         sum_dtype = np.float64 if np.issubdtype(data.dtype, np.floating) else np.int64
         nodes.append(
             Node(
@@ -185,6 +171,11 @@ def raw_layout(ds: xr.Dataset) -> Layout:
         )
     raw_attrs = {**_json_attrs(attrs), **_labels_attr(channels), **_energy_attrs(ds)}
     return Layout("raw", nodes, {"raw": raw_attrs})
+
+
+def _map_node(path: str, var: xr.DataArray) -> Node:
+    """A (y, x) variable of the raw map as a layout node."""
+    return Node(path, var.transpose(*MAP_DIMS).data, MAP_DIMS, attrs=_var_attrs(var))
 
 
 def _var_attrs(var: xr.DataArray) -> dict[str, Any]:
