@@ -204,6 +204,25 @@ def test_subtract_in_place_matches_pymca(spectra, dtype):
     np.testing.assert_allclose(y, chunk.T, rtol=0, atol=rtol * scale)
 
 
+def test_exact_float32_equals_pymca_bit_for_bit():
+    # PyMca strips float32 spectra in float64 and subtracts in place: float32(y - background).
+    x = poisson_spectra(150).astype(np.float32)
+    anchors = [0, 120, N_CHANNELS - 1]
+    chunk = x.T.copy()
+    config = {"fit": {"snipwidth": 30, "stripfilterwidth": 10}}
+    FastXRFLinearFit._fitBkgSubtract(chunk, config=config, anchorslist=anchors)
+    y = x.copy()  # more than one 64-row slice, and a partial one
+    assert subtract_background(y, 30, filter_width=10, anchors=anchors, exact=True) is y
+    np.testing.assert_array_equal(y, chunk.T)
+    one = x[3].copy()
+    subtract_background(one, 30, filter_width=10, anchors=anchors, exact=True)
+    np.testing.assert_array_equal(one, chunk.T[3])
+    # Without exact, float32 is stripped in float32: close, not equal.
+    fast = x.copy()
+    subtract_background(fast, 30, filter_width=10, anchors=anchors)
+    assert not np.array_equal(fast, y)
+
+
 def test_out_argument_and_layouts(spectra):
     expected = snip_background(spectra, 7, filter_width=7)
     out = np.empty_like(spectra)

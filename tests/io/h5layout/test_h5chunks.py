@@ -1,5 +1,6 @@
 """Direct chunk reads (decompression in the tasks) give exactly h5py's own reads."""
 
+import os
 import zlib
 
 import dask
@@ -25,7 +26,7 @@ def _write(path, data, **options):
 def _read_all(path, chunks):
     with H5Reader(path) as reader:
         array = reader.lazy("raw/channel00/spectra", chunks)
-        layout = h5chunks.direct_layout(reader._dataset("raw/channel00/spectra"))
+        layout = h5chunks.direct_layout(reader._dataset("raw/channel00/spectra"), reader._token)
     with dask.config.set(scheduler="threads", num_workers=2):
         return array.compute(), layout
 
@@ -173,3 +174,41 @@ def test_inflate_fallback_and_corrupt_chunks(tmp_path, monkeypatch):
         FormatError, match="m.h5: dataset 'raw/channel00/spectra': corrupt gzip chunk"
     ):
         open_h5(path).spectra.compute()
+
+
+def test_chunks_are_fetched_through_the_file_index(tmp_path, monkeypatch):
+    data = _spectra((23, 17, 64))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(4, 5, 16))
+    fetched = []
+    real = h5chunks._indexed_chunks
+    monkeypatch.setattr(h5chunks, "_indexed_chunks", lambda *a: fetched.append(1) or real(*a))
+    got, layout = _read_all(path, ((23,), (17,), (64,)))
+    np.testing.assert_array_equal(got, data)
+    assert fetched  # os.pread through the index, no h5py call per chunk
+    index = h5chunks.chunk_index(str(path), "raw/channel00/spectra", layout)
+    assert index.offset.shape == (6, 4, 4) and (index.offset >= 0).all()
+
+
+def test_a_user_block_or_a_replaced_file_still_reads_right(tmp_path):
+    data = _spectra((9, 8, 32))
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", userblock_size=1024) as f:  # file addresses shifted by 1024
+        f.create_dataset("raw/channel00/spectra", data=data, compression="gzip", chunks=(3, 4, 8))
+    got, _ = _read_all(path, ((4, 5), (8,), (32,)))
+    np.testing.assert_array_equal(got, data)
+    # A different file put in its place after opening: an error, never the old layout's reads.
+    lazy = open_h5(path).spectra
+    _write(tmp_path / "new.h5", _spectra((9, 8, 32), 5), compression="gzip", chunks=(2, 2, 32))
+    os.replace(tmp_path / "new.h5", path)
+    with pytest.raises(FormatError, match="m.h5: the file was replaced since it was opened"):
+        lazy.compute()
+
+
+def test_a_file_truncated_after_opening_is_a_format_error(tmp_path):
+    data = _spectra((12, 10, 64))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(3, 5, 16))
+    lazy = open_h5(path).spectra
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with pytest.raises(FormatError, match="m.h5"):
+        lazy.compute()

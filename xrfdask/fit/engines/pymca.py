@@ -1,6 +1,7 @@
 """``method="pymca"``: PyMca's own fast-fit steps per block, equal to PyMca fitting the whole map.
 
-Per block, PyMca's per-spectrum background (``FastXRFLinearFit._fitBkgSubtract``) and solver
+Per block, PyMca's per-spectrum background (``FastXRFLinearFit._fitBkgSubtract``, computed bit
+for bit by :mod:`xrfdask.fit.background`, which releases the GIL) and solver
 (``PyMca5.PyMcaMath.linalg.lstsq``) exactly as ``fitMultipleSpectra`` calls them, with the model
 built from the global sum spectrum; the non-negativity refit is decided map-wide
 (:mod:`xrfdask.fit.refit`). ``lstsq`` multiplies matrices with BLAS: the block tasks hold it to
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xrfdask.fit.background import subtract_background
 from xrfdask.fit.engines.blocks import Solved, SolveEngine
 from xrfdask.fit.model import LinearModel
 from xrfdask.fit.refit import candidates
@@ -25,11 +27,14 @@ def solve_pymca(y: np.ndarray, model: LinearModel) -> Solved:
     overwritten.
     """
     from PyMca5.PyMcaMath.linalg import lstsq  # PyMca on first use: heavy to import
-    from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
-    chunk = y.T  # PyMca works on (channels, pixels) views
     if model.strip:
-        FastXRFLinearFit._fitBkgSubtract(chunk, config=model.config, anchorslist=model.anchors)
+        # PyMca's _fitBkgSubtract, bit for bit, compiled and without the GIL (PyMca's loop over
+        # pixels holds it, so two threads ran slower than one).
+        subtract_background(
+            y, model.snip_width, filter_width=model.filter_width, anchors=model.anchors, exact=True
+        )
+    chunk = y.T  # PyMca works on (channels, pixels) views
     npix = chunk.shape[1]
     x = np.empty((npix, model.n_free), dtype=model.result_dtype)
     sigma = np.empty_like(x)

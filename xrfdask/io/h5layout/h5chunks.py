@@ -9,6 +9,14 @@ zlib on xrf_proc's gzip-4 spectra, else the standard library's zlib. Measured on
 4096 uint32 map (3840 chunks of 13 x 10 x 256): zlib 1.04 s, isal 0.36 s, zlib-ng 0.29 s,
 libdeflate 0.19 s on one thread; h5py's whole-dataset read 1.3-1.8 s.
 
+Where HDF5 can list a dataset's chunks (``DatasetID.chunk_iter``, HDF5 >= 1.12.3 or 1.10.10), a
+process lists them once per opened file (about 2.5 µs a chunk, in one call) and the tasks then
+fetch the bytes with ``os.pread``, which releases the GIL: no h5py call at all per chunk, so two
+threads read + sum a map 1.7-1.9x faster than one instead of 1.4-1.5x. The listing is checked
+against one ``read_direct_chunk`` and belongs to the file as it was opened (its path, size,
+modification time and inode); anything else falls back to ``read_direct_chunk``. A file replaced
+since it was opened (another inode at the path) is an error, never read with the old layout.
+
 Only the pipelines HDF5's own writers make for such data are undone here: gzip (deflate), with
 or without the byte shuffle before it, or no filter at all, on numeric data. Anything else (a
 contiguous dataset, lzf, szip, blosc or other plugins, fletcher32 checksums, compound types) is
@@ -17,7 +25,10 @@ read by h5py as usual: :func:`direct_layout` returns None for it.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +43,15 @@ try:  # libdeflate: the fastest inflate of the same zlib streams; optional
 except ImportError:  # pragma: no cover - the fallback is exercised by test_inflate_fallback
     _deflate = None
 
-__all__ = ["DirectLayout", "direct_layout", "read_region", "sum_region", "inflate"]
+__all__ = [
+    "ChunkIndex",
+    "DirectLayout",
+    "chunk_index",
+    "direct_layout",
+    "inflate",
+    "read_region",
+    "sum_region",
+]
 
 _DEFLATE = h5py.h5z.FILTER_DEFLATE
 _SHUFFLE = h5py.h5z.FILTER_SHUFFLE
@@ -47,14 +66,19 @@ class DirectLayout:
     shuffle_bit: int | None  # position of the shuffle filter in the pipeline (its filter-mask bit)
     deflate_bit: int | None
     fill: Any  # value of unallocated chunks
+    stamp: Any = None  # the opened file's (path, mtime, size, inode): key of the chunk index
 
     @property
     def chunk_bytes(self) -> int:
         return int(np.prod(self.chunks, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
 
-def direct_layout(dset: h5py.Dataset) -> DirectLayout | None:
-    """The :class:`DirectLayout` of ``dset``, or None when h5py must read it itself."""
+def direct_layout(dset: h5py.Dataset, stamp: Any = None) -> DirectLayout | None:
+    """The :class:`DirectLayout` of ``dset``, or None when h5py must read it itself.
+
+    ``stamp`` identifies the file as opened (the reader's token); with it, tasks read the chunks
+    through a per-process index of their file positions (:func:`chunk_index`).
+    """
     if dset.chunks is None or dset.dtype.kind not in "biuf" or dset.dtype.hasobject:
         return None
     plist = dset.id.get_create_plist()
@@ -70,7 +94,68 @@ def direct_layout(dset: h5py.Dataset) -> DirectLayout | None:
         shuffle_bit=codes.index(_SHUFFLE) if _SHUFFLE in codes else None,
         deflate_bit=codes.index(_DEFLATE) if _DEFLATE in codes else None,
         fill=fill.item() if hasattr(fill, "item") else fill,
+        stamp=stamp,
     )
+
+
+@dataclass(frozen=True)
+class ChunkIndex:
+    """Where every stored chunk of a dataset lies in its file, by chunk-grid position."""
+
+    offset: np.ndarray  # int64 byte offsets, -1 for chunks never written
+    size: np.ndarray  # int64 stored sizes
+    mask: np.ndarray  # int64 filter masks
+
+
+_INDEX_LOCK = threading.Lock()
+
+
+def chunk_index(path: str, dataset: str, layout: DirectLayout) -> ChunkIndex | None:
+    """The dataset's :class:`ChunkIndex`, listed once per process and file version; or None.
+
+    None where HDF5 cannot list chunks, or where the listing does not lead to the bytes
+    ``read_direct_chunk`` returns (then the tasks use that instead).
+    """
+    if layout.stamp is None or not hasattr(os, "pread"):  # no os.pread on Windows
+        return None
+    with _INDEX_LOCK:  # two threads' first tasks list the chunks once
+        return _cached_index(path, dataset, layout.chunks, layout.stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_index(path: str, dataset: str, chunks: tuple[int, ...], stamp: Any):
+    from xrfdask.io.h5layout.stores import open_h5_file
+
+    with open_h5_file(path) as f:
+        dsid = f[dataset].id
+        shape = f[dataset].shape
+        grid = tuple(-(-n // c) for n, c in zip(shape, chunks, strict=True))
+        found: list[tuple[tuple[int, ...], int, int, int]] = []
+        try:
+            dsid.chunk_iter(
+                lambda info: found.append(
+                    (info.chunk_offset, info.byte_offset, info.size, info.filter_mask)
+                )
+            )
+        except (AttributeError, NotImplementedError, RuntimeError):  # older HDF5 or h5py
+            return None
+        offset = np.full(grid, -1, dtype=np.int64)
+        size, mask = np.zeros(grid, dtype=np.int64), np.zeros(grid, dtype=np.int64)
+        if found:
+            where = tuple(
+                np.array([f[0][a] // chunks[a] for f in found]) for a in range(len(chunks))
+            )
+            offset[where] = [f[1] for f in found]
+            size[where] = [f[2] for f in found]
+            mask[where] = [f[3] for f in found]
+            # One chunk read both ways: the listing must give the same bytes (a user block or
+            # an HDF5 that reports addresses differently would not).
+            first = found[0]
+            with open(path, "rb") as raw:
+                stored = os.pread(raw.fileno(), first[2], first[1])
+            if dsid.read_direct_chunk(first[0]) != (first[3], stored):
+                return None
+        return ChunkIndex(offset, size, mask)
 
 
 def inflate(data: bytes, size: int) -> bytes:
@@ -125,6 +210,14 @@ def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: Di
     from xrfdask.io.h5layout.stores import open_h5_file
 
     where, size = f"{path}: dataset '{dataset}'", layout.chunk_bytes
+    if layout.stamp is not None and os.stat(path).st_ino != layout.stamp[3]:
+        # Another file put in its place (a rewrite by rename): its chunks are not these.
+        raise FormatError(f"{path}: the file was replaced since it was opened; open it again")
+    index = chunk_index(path, dataset, layout)
+    if index is not None:
+        with open(path, "rb") as raw:
+            yield from _indexed_chunks(raw.fileno(), index, selection, layout, size, where)
+        return
     with open_h5_file(path) as f:
         dsid = f[dataset].id
         for offset, inner, outer in _chunk_pieces(selection, layout.chunks):
@@ -136,6 +229,21 @@ def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: Di
                 yield None, inner, outer  # never written: the fill value
                 continue
             yield _decode(data, mask, layout, size, where), inner, outer
+
+
+def _indexed_chunks(fd, index, selection, layout, size, where):
+    """:func:`_chunks_of` through a :class:`ChunkIndex`: ``os.pread`` releases the GIL."""
+    for offset, inner, outer in _chunk_pieces(selection, layout.chunks):
+        at = tuple(o // c for o, c in zip(offset, layout.chunks, strict=True))
+        position = int(index.offset[at])
+        if position < 0:
+            yield None, inner, outer
+            continue
+        stored = int(index.size[at])
+        data = os.pread(fd, stored, position)
+        if len(data) != stored:
+            raise FormatError(f"{where}: the file ends inside a stored chunk (truncated?)")
+        yield _decode(data, int(index.mask[at]), layout, size, where), inner, outer
 
 
 def read_region(

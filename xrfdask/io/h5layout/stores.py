@@ -222,7 +222,7 @@ class H5Reader:
         self._stack = contextlib.ExitStack()
         self._f = self._stack.enter_context(open_h5_file(self.path))
         st = os.stat(self.path)
-        self._token = (self.path, st.st_mtime_ns, st.st_size)
+        self._token = (self.path, st.st_mtime_ns, st.st_size, st.st_ino)
 
     def close(self) -> None:
         self._stack.close()
@@ -263,7 +263,7 @@ class H5Reader:
     def lazy(self, path: str, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
         """A large dataset as a dask array of ``h5-read`` tasks, one hyperslab per chunk."""
         dset = self._dataset(path)
-        layout = direct_layout(dset)
+        layout = direct_layout(dset, self._token)
         name = f"h5-read-{dask.base.tokenize(self._token, path, chunks)}"
         edges = [np.cumsum((0,) + c) for c in chunks]
         dsk = {}
@@ -292,7 +292,7 @@ class H5Reader:
         for a 1-D scan. Each task reads one block of pixels of every detector.
         """
         dsets = [self._dataset(p) for p in paths]
-        layouts = tuple(direct_layout(d) for d in dsets)
+        layouts = tuple(direct_layout(d, self._token) for d in dsets)
         name = f"h5-read-{dask.base.tokenize(self._token, 'spectra', paths, y_chunks, x_chunks)}"
         return _spectra_array(
             name, self.path, "h5", paths, dsets, layouts, y_chunks, x_chunks, None
