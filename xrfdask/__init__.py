@@ -50,6 +50,7 @@ __all__ = [
     "make_fit_config",
     "open_zarr",
     "progress",
+    "read_cnc",
     "testing",
     "to_geopixe",
     "to_h5",
@@ -58,9 +59,16 @@ __all__ = [
 ]
 
 _LAZY_MODULES = {"datasets", "testing"}  # imported on first use (xraylib, subprocess helpers)
+#: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
+#: stays light.
+_LAZY_FUNCTIONS = {
+    "read_cnc": "xrfdask.io.cnc",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
         return importlib.import_module(f"xrfdask.{name}")
+    if name in _LAZY_FUNCTIONS:
+        return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'xrfdask' has no attribute {name!r}")

@@ -11,6 +11,16 @@ configuration can only name what PyMca knows.
   PyMca falls back to).
 - :func:`edge_energy`: the absorption edge a group needs.
 - :func:`fwhm`: PyMca's detector resolution.
+
+For detection limits and quantification (xrf_proc's formulas, spec sections 5-6):
+
+- :func:`line_element`, :func:`line_family`: ``"Pb L3"`` -> ``"Pb"``, ``"L"``; None for scatter.
+- :func:`alpha1_energy`: the energy of the family's α1 line (KL3, L3M5, M5N7), as xrf_proc takes it.
+- :func:`mass_attenuation`, :func:`composition_attenuation`: total mass-attenuation coefficients
+  (cm²/g) of an element or a composition (a ``.cnc``). ``source="pymca"`` uses PyMca's tables, as
+  xrf_proc's ``calc_detlim`` does; ``"xraylib"`` xraylib's ``CS_Total``, as its self-absorption
+  correction does. Results compare with xrf_proc only with the same source.
+- :func:`radiative_rate`: xraylib's line radiative rate (Kα1/Kβ1 ratios).
 """
 
 from __future__ import annotations
@@ -36,6 +46,14 @@ __all__ = [
     "radiative_group_lines",
     "edge_energy",
     "fwhm",
+    "ALPHA1",
+    "line_element",
+    "line_family",
+    "line_energy",
+    "alpha1_energy",
+    "mass_attenuation",
+    "composition_attenuation",
+    "radiative_rate",
 ]
 
 #: Shell groups PyMca accepts in ``[peaks]`` (an element offers those of its ``rays`` only).
@@ -184,3 +202,91 @@ def fwhm(energy: Any, noise: float, fano: float) -> Any:
     if np.ndim(energy) == 0:
         return math.sqrt(noise**2 + FWHM_PER_SIGMA**2 * fano * EV_PER_PAIR_KEV * max(energy, 0.0))
     return np.sqrt(noise**2 + FWHM_PER_SIGMA**2 * fano * EV_PER_PAIR_KEV * np.maximum(energy, 0.0))
+
+
+#: The α1 line of each family (IUPAC), whose energy xrf_proc uses for a line group.
+ALPHA1 = {"K": "KL3", "L": "L3M5", "M": "M5N7"}
+
+
+def line_element(line: str) -> str | None:
+    """The element of a PyMca line group (``"Fe K"`` -> ``"Fe"``); None for scatter (``Compt``)."""
+    parts = str(line).split()
+    if len(parts) < 2:
+        return None
+    return element_symbol(parts[0])
+
+
+def line_family(line: str) -> str | None:
+    """``"K"``, ``"L"`` or ``"M"``: the first letter of the group (``"Pb L3"`` -> ``"L"``).
+
+    As xrf_proc: K and L by their letter, anything else of an element is M. None for scatter.
+    """
+    if line_element(line) is None:
+        return None
+    letter = str(line).split()[1][:1].upper()
+    return letter if letter in ("K", "L") else "M"
+
+
+def line_energy(element: str | int, iupac: str, source: str = "pymca") -> float:
+    """Energy (keV) of one line (``"KL3"``, ``"L3M5"``...) of an element; 0 if it has none."""
+    symbol = element if isinstance(element, str) else xraylib.AtomicNumberToSymbol(int(element))
+    if source == "pymca":
+        from PyMca5.PyMcaPhysics import Elements
+
+        return float(Elements.getxrayenergy(symbol, iupac) or 0.0)
+    if source == "xraylib":
+        try:
+            return float(
+                xraylib.LineEnergy(
+                    xraylib.SymbolToAtomicNumber(symbol), getattr(xraylib, f"{iupac}_LINE")
+                )
+            )
+        except ValueError:
+            return 0.0
+    raise ValueError(f"source must be 'pymca' or 'xraylib', not {source!r}")
+
+
+def alpha1_energy(line: str, source: str = "pymca") -> float:
+    """Energy (keV) of the α1 line of a line group's family (``"Fe K"`` -> Fe KL3)."""
+    element, family = line_element(line), line_family(line)
+    if element is None:
+        raise ValueError(f"{line!r} is not an element's line group")
+    return line_energy(element, ALPHA1[family], source)
+
+
+def mass_attenuation(element: str | int, energy: Any, source: str = "pymca") -> Any:
+    """Total mass-attenuation coefficient (cm²/g) of an element at ``energy`` (keV)."""
+    symbol = element if isinstance(element, str) else xraylib.AtomicNumberToSymbol(int(element))
+    energies = np.atleast_1d(np.asarray(energy, dtype=float))
+    if source == "pymca":
+        out = np.asarray(_pymca_total(symbol, tuple(energies.tolist())))
+    elif source == "xraylib":
+        z = xraylib.SymbolToAtomicNumber(symbol)
+        out = np.array([xraylib.CS_Total(z, float(e)) for e in energies])
+    else:
+        raise ValueError(f"source must be 'pymca' or 'xraylib', not {source!r}")
+    return float(out[0]) if np.ndim(energy) == 0 else out.reshape(np.shape(energy))
+
+
+@functools.lru_cache(maxsize=4096)
+def _pymca_total(symbol: str, energies: tuple[float, ...]) -> tuple[float, ...]:
+    from PyMca5.PyMcaPhysics import Elements
+
+    return tuple(float(v) for v in Elements.getmassattcoef(symbol, list(energies))["total"])
+
+
+def composition_attenuation(cnc, energy: Any, source: str = "pymca") -> Any:
+    """Σ_i w_i μ_i(E) of a composition: ``cnc`` a :class:`~xrfdask.io.cnc.Cnc` (w = ppm / 10⁶)."""
+    total = np.zeros(np.shape(energy)) if np.ndim(energy) else 0.0
+    for z, w in zip(cnc.z, cnc.mass_fractions, strict=True):
+        total = total + w * mass_attenuation(int(z), energy, source)
+    return total
+
+
+def radiative_rate(element: str | int, iupac: str) -> float:
+    """xraylib's radiative rate of one line (``"KL3"``); 0 if the element has none."""
+    z = element if isinstance(element, int) else xraylib.SymbolToAtomicNumber(element)
+    try:
+        return float(xraylib.RadRate(int(z), getattr(xraylib, f"{iupac}_LINE")))
+    except ValueError:
+        return 0.0
