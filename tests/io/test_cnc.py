@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import xrfdask as xd
+from tests.conftest import SHARED
 from xrfdask.errors import FormatError, XrfdaskWarning
 from xrfdask.io.cnc import Cnc, read_cnc
 
-CNC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cnc")
+CNC = str(SHARED / "data" / "cnc")
 FILES = sorted(glob.glob(os.path.join(CNC, "*.cnc")))
 
 
