@@ -148,4 +148,3 @@ def corrected_fit(fit: xr.Dataset, ds: xr.Dataset | None = None) -> xr.Dataset:
     out = out.assign(updates)
     out.attrs = {**fit.attrs, "deadtime_corrected": True, "deadtime_source": source}
     return out
-

@@ -11,9 +11,9 @@ from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 from threadpoolctl import threadpool_info
 
 import xrfdask as xd
-from xrfdask.deadtime_correction import corrected_fit
 from xrfdask import ConfigError
 from xrfdask.datasets import ELEMENTS, example_truth
+from xrfdask.deadtime_correction import corrected_fit
 from xrfdask.errors import XrfdaskWarning
 from xrfdask.io.h5layout import open_h5, to_h5
 

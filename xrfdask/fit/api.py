@@ -169,9 +169,7 @@ def _with_deadtime_factors(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     factors = deadtime_factors(ds, list(out["detector"].values))  # eager-ok: labels
     chunks = dict(zip(out["peak_area"].dims, out["peak_area"].chunks, strict=True))
     factor = factors["deadtime_factor"].chunk({d: chunks[d] for d in ("y", "x", "detector")})
-    out = out.assign(
-        deadtime_factor=factor, sum_deadtime_factor=factors["sum_deadtime_factor"]
-    )
+    out = out.assign(deadtime_factor=factor, sum_deadtime_factor=factors["sum_deadtime_factor"])
     out.attrs["deadtime_source"] = factors.attrs["deadtime_source"]
     return out
 

@@ -12,7 +12,6 @@ from typing import Any
 import xarray as xr
 
 from xrfdask.deadtime_correction import corrected_fit
-
 from xrfdask.io.h5layout import fast as _fast  # noqa: F401  (registers the readers' fast paths)
 from xrfdask.io.h5layout.h5write import write_h5
 from xrfdask.io.h5layout.schema import RESULT_GROUPS
