@@ -231,10 +231,10 @@ def _with_layout_counters(ds: xr.Dataset) -> xr.Dataset:
         out = out.assign(
             acquisition_time=(MAP_DIMS, np.full(shape, dwell_s), with_attrs("acquisition_time"))
         )
-    if "I0" not in ds and ds.attrs.get("source_format") == "GeoPIXE":
+    charge = pixel_charge_uc(ds.attrs)
+    if "I0" not in ds and (charge is not None or ds.attrs.get("source_format") == "GeoPIXE"):
         # The tube charge per pixel, as xd.normalise takes it for a lab map: normalised maps of
         # the file and of the map agree, and yields are per µC.
-        charge = pixel_charge_uc(ds.attrs)
         shape = (ds.sizes["y"], ds.sizes["x"])
         note = {"units": "µC", "source": "tube current x dwell time from the header, constant"}
         if charge is None:
