@@ -32,7 +32,8 @@ logger = logging.getLogger("xrfdask.runtime")
 TASK_MODULES = (
     "xrfdask",
     "xrfdask.fit.api",
-    "xrfdask.fit.solvers",
+    "xrfdask.fit.engines.linear",
+    "xrfdask.fit.engines.pymca",
     "xrfdask.fit.background",
     "xrfdask.fit.project",
     "xrfdask.io.geopixe.kernels",
