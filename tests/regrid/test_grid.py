@@ -29,7 +29,9 @@ def xrf_proc_snake(mot1, mot2, images, shift, method="nearest"):
                 mot1[row, :] -= step
     cols = np.average(mot1, axis=0)
     rows = np.average(mot2, axis=1)
-    gx, gy = np.mgrid[cols[0] : cols[-1] : complex(cols.size), rows[0] : rows[-1] : complex(rows.size)]
+    gx, gy = np.mgrid[
+        cols[0] : cols[-1] : complex(cols.size), rows[0] : rows[-1] : complex(rows.size)
+    ]
     points = (mot1.ravel(), np.asarray(mot2, dtype=float).ravel())
     out = [griddata(points, im.ravel(), (gx, gy), method=method).T for im in images]
     return out, gx.T, gy.T

@@ -204,18 +204,19 @@ def _fast_motor(positions: dict[str, xr.DataArray], command: ScanCommand | None)
             return "mot2"
         return "mot1"
 
-    def spread(values: np.ndarray, axis: int) -> float:
-        if values.shape[axis] < 2:
-            return 0.0
+    def along_x(values: np.ndarray) -> float:
+        # the share of a motor's whole range that it covers within a row: about 1 for the
+        # fast motor (sorted or snake rows alike), about 0 for the slow one
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            step = np.nanmean(np.abs(np.diff(values, axis=axis)))
-        return float(step) if np.isfinite(step) else 0.0
+            total = np.nanmax(values) - np.nanmin(values)
+            rows = np.nanmean(np.nanmax(values, axis=1) - np.nanmin(values, axis=1))
+        share = rows / total if np.isfinite(total) and total > 0 else 0.0
+        return float(share) if np.isfinite(share) else 0.0
 
-    along = {m: spread(positions[m].values, 1) - spread(positions[m].values, 0) for m in MOTORS}
-    if along["mot1"] <= 0 < along["mot2"]:
-        return "mot2"
-    return "mot1"
+    return (
+        "mot2" if along_x(positions["mot2"].values) > along_x(positions["mot1"].values) else "mot1"
+    )
 
 
 def _out_chunks(obj: xr.Dataset, plan: Plan) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
