@@ -318,3 +318,46 @@ def test_bad_input_is_a_one_line_error():
                       mot2=(("y", "x"), np.broadcast_to(np.arange(8.0), (6, 8))))  # fmt: skip
     one_line_error("cannot be triangulated", regrid, line, method="linear", half_pixel_shift=False)
     one_line_error("only one of y and x", regrid, raw.assign(row_sum=raw.I0.sum("x")))
+
+
+# --- through the files -------------------------------------------------------------------
+
+
+def test_a_snake_map_read_back_from_the_layout(tmp_path):
+    import xrfdask as xd
+
+    truth = truth_map(6, 8)
+    path = tmp_path / "snake.h5"
+    xd.to_h5(snake_map(truth, chunks=(2, 8, 2, 6)), path)
+    raw = xd.open_h5(path)
+    out = regrid(raw)
+    np.testing.assert_array_equal(out.spectra.values, truth)
+    assert out.x.attrs == {"units": "mm", "motor": "samx"}
+
+
+def test_a_1d_file_as_xrf_proc_converters_write_it(tmp_path):
+    # a relative continuous mesh saved as 1-D lists (spectra N x C, motors N), cmd a str
+    import h5py
+
+    import xrfdask as xd
+
+    truth = truth_map(4, 6, ndet=1)
+    scan = time_scan(truth, kind="cdmesh", relative=True)
+    path = tmp_path / "line.h5"
+    with h5py.File(path, "w") as f:
+        f["cmd"] = scan.attrs["cmd"]
+        for m in ("mot1", "mot2"):
+            f[m] = scan[m].values[0]
+            f[m].attrs["Name"] = scan[m].attrs["Name"]
+        spectra = scan.spectra.values[0, :, 0, :]
+        f["raw/I0"] = np.ones(24)
+        f["raw/channel00/spectra"] = spectra
+        f["raw/channel00/icr"] = f["raw/channel00/ocr"] = np.ones(24)
+        f["raw/channel00/sumspec"] = spectra.sum(axis=0)
+        f["raw/channel00/maxspec"] = spectra.max(axis=0)
+    raw = xd.open_h5(path)
+    assert raw.sizes["y"] == 1
+    out = regrid(raw, mode="time")
+    np.testing.assert_array_equal(out.spectra.values, truth)
+    np.testing.assert_allclose(out.x.values, grid_positions(4, 6)[0], atol=1e-12)
+    np.testing.assert_allclose(out.y.values, grid_positions(4, 6)[1], atol=1e-12)
