@@ -361,3 +361,15 @@ def test_a_1d_file_as_xrf_proc_converters_write_it(tmp_path):
     np.testing.assert_array_equal(out.spectra.values, truth)
     np.testing.assert_allclose(out.x.values, grid_positions(4, 6)[0], atol=1e-12)
     np.testing.assert_allclose(out.y.values, grid_positions(4, 6)[1], atol=1e-12)
+
+
+def test_a_data_array_with_its_motors_as_coordinates():
+    truth = truth_map(6, 8)
+    spectra = snake_map(truth).set_coords(["mot1", "mot2"]).spectra
+    out = regrid(spectra)
+    assert isinstance(out, xr.DataArray) and out.name == "spectra"
+    np.testing.assert_array_equal(out.values, truth)
+    np.testing.assert_array_equal(out.mot1.values, np.broadcast_to(out.x.values, (6, 8)))
+    with pytest.warns(XrfdaskWarning, match="already regridded"):
+        again = regrid(out)
+    xr.testing.assert_identical(again, out)

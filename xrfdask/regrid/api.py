@@ -58,7 +58,8 @@ def regrid(
         triangulation of the positions, float, NaN outside their convex hull (boolean masks: true
         where every source pixel is).
     motors : xarray.Dataset or xarray.DataArray, optional
-        Where ``mot1`` and ``mot2`` (y, x) are, when ``obj`` has none: the raw map of a result.
+        Where ``mot1`` and ``mot2`` (y, x) are (variables or coordinates): the raw map of a
+        result, which carries none. When given, its motors are used even where ``obj`` has some.
         Its ``attrs["cmd"]`` serves as the command when ``obj`` has none.
     cmd : str or bytes, optional
         The mesh command (``mode="time"``); default ``obj.attrs["cmd"]``, then ``motors``'.
