@@ -242,6 +242,9 @@ def test_one_row_seven_row_and_whole_map_chunks_give_the_same(method):
         out = regrid(snake_map(truth, chunks=(rows, 11, 1, 6)), method=method)
         assert out.spectra.chunks[0] == snake_map(truth, chunks=(rows, 11, 1, 6)).spectra.chunks[0]
         results.append(out.compute())
+    split = regrid(snake_map(truth, chunks=(4, 11, 1, 4)), method=method)  # channels in 2
+    assert split.spectra.chunks[3] == (4, 2)
+    xr.testing.assert_identical(results[0], split.compute())
     for other in results[1:]:
         xr.testing.assert_identical(results[0], other)
 
