@@ -277,11 +277,12 @@ def test_through_a_distributed_cluster(dask_cluster):
 
 
 def test_regrid_shortcut_equals_regridding_the_result():
-    from tests.regrid.maps import fit_like, snake_map, truth_map
+    from tests.regrid.maps import fit_like, snake_map, snake_order, truth_map
 
     truth = truth_map(6, 5, nchan=4, ndet=2)
     raw = snake_map(truth, chunks=(2, 5, 2, 4))
-    fit = fit_like(truth[..., :3].astype(np.float64) + 10, raw)
+    # Areas stored as the scan recorded them (odd rows backward), as a fit of the raw map is.
+    fit = fit_like(snake_order(truth[..., :3].astype(np.float64) + 10), raw)
     fit["sum_background"] = fit.sum_area * 0.1
     fit.attrs["deadtime_corrected"] = False
     direct = xd.normalise(raw, fit, regrid="snake").compute()
