@@ -39,8 +39,9 @@ def _geopixe_sum() -> None:
 def _geopixe_decode() -> None:
     from xrfdask.io.geopixe import kernels
 
-    # The fit decodes into float32 (detector, pixel, channel) blocks through a transposed view.
-    out = np.zeros((1, 1, 1, 4), np.float32).transpose(1, 2, 0, 3)
+    # The fit decodes into float32 (detector, pixel, channel) blocks through a transposed view
+    # (non-contiguous: numba's layout "A"; a view of size-1 axes would type as "C").
+    out = np.zeros((2, 2, 2, 4), np.float32).transpose(1, 2, 0, 3)
     kernels.decode_records(np.zeros(4, np.uint16), 0, 0, 1, 1, 4, 0, 0, out, 0)
 
 
@@ -54,6 +55,8 @@ def _projection() -> None:
     from xrfdask.fit.project import project
 
     project(np.zeros((2, 8)), np.zeros((1, 8), np.float32), np.empty((1, 2), np.float32))
+    # The refit of pixels with negative areas projects into float64.
+    project(np.zeros((2, 8)), np.zeros((1, 8), np.float32))
 
 
 #: (name, warm-up) of the kernels of a linear fit of integer spectra (``.GeoPIXE`` or HDF5),
