@@ -58,9 +58,8 @@ def test_two_workers_compile_each_kernel_once(tmp_path):
     reports = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     for name in reports[0]:
+        n = len(reports[0][name]["signatures"])
         misses = [r[name]["misses"] for r in reports]
-        assert sum(misses) == 1, (
-            name,
-            misses,
-        )  # compiled by one, loaded from the cache by the other
-        assert all(r[name]["hits"] + r[name]["misses"] == 1 for r in reports), name
+        # Each specialisation compiled by one process, loaded from the cache by the other.
+        assert sum(misses) == n, (name, misses)
+        assert all(r[name]["hits"] + r[name]["misses"] == n for r in reports), name
