@@ -55,8 +55,11 @@ print(json.dumps({{"read": reads[best], "fit": fits[best]}}))
 """
 
 
-def write_xrf_proc_h5(path: Path, shape: tuple[int, int]) -> Path:
-    """The example map as xrf_proc's converters write it (spec xrf_proc.md 9: gzip 4 everywhere)."""
+def write_xrf_proc_h5(path: Path, shape: tuple[int, int], i0_spread: float = 0.0) -> Path:
+    """The example map as xrf_proc's converters write it (spec xrf_proc.md 9: gzip 4 everywhere).
+
+    ``i0_spread``: I0 varies uniformly by this fraction around 1e5 (0: constant).
+    """
     import h5py
     import numpy as np
 
@@ -77,8 +80,9 @@ def write_xrf_proc_h5(path: Path, shape: tuple[int, int]) -> Path:
         f.create_dataset("raw/channel00/ocr", data=ocr, **gz)
         f.create_dataset("raw/channel00/sumspec", data=cube.sum(axis=(0, 1)), **gz)
         f.create_dataset("raw/channel00/maxspec", data=cube.max(axis=(0, 1)), **gz)
-        f.create_dataset("raw/I0", data=np.full(shape, 1.0e5), **gz)
-        f.create_dataset("raw/I1", data=np.full(shape, 5.0e4), **gz)
+        i0 = 1.0e5 * np.random.default_rng(0).uniform(1 - i0_spread, 1 + i0_spread, shape)
+        f.create_dataset("raw/I0", data=i0, **gz)
+        f.create_dataset("raw/I1", data=i0 / 2, **gz)
         f.create_dataset("raw/acquisition_time", data=np.full(shape, dwell), **gz)
         for name, motor, grid in (
             ("mot1", "hrz", np.arange(nx)[None, :]),

@@ -119,39 +119,10 @@ print(json.dumps({{"seconds": seconds,
 
 def write_map(path: Path, shape: tuple[int, int]) -> None:
     """The example map's physics as xrf_proc's converters write a map (gzip 4, uint32)."""
-    import h5py
-    import numpy as np
+    sys.path.insert(0, str(HERE))
+    from bench_fit_h5 import write_xrf_proc_h5
 
-    import xrfdask as xd
-
-    ds = xd.datasets.example_dataset(shape=shape, n_detectors=1)
-    cube = ds.spectra.values[:, :, 0, :].astype(np.uint32)
-    ny, nx = shape
-    gz = {"compression": "gzip", "compression_opts": 4}
-    dwell = float(ds.attrs["dwell_ms"]) / 1000.0
-    live = 1.0 - ds.deadtime.values[:, :, 0].astype(np.float64) / 100.0
-    ocr = cube.sum(axis=2) / dwell
-    i0 = 1.0e5 * np.random.default_rng(0).uniform(0.95, 1.05, shape)
-    tmp = path.with_suffix(".tmp.h5")
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("cmd", data=f"cmesh hrz 0 1 {nx} hry 0 1 {ny} {dwell}")
-        f.create_dataset("raw/channel00/spectra", data=cube, **gz)
-        f.create_dataset("raw/channel00/icr", data=ocr / live, **gz)
-        f.create_dataset("raw/channel00/ocr", data=ocr, **gz)
-        f.create_dataset("raw/channel00/sumspec", data=cube.sum(axis=(0, 1)), **gz)
-        f.create_dataset("raw/channel00/maxspec", data=cube.max(axis=(0, 1)), **gz)
-        f.create_dataset("raw/I0", data=i0, **gz)
-        f.create_dataset("raw/I1", data=i0 / 2, **gz)
-        f.create_dataset("raw/acquisition_time", data=np.full(shape, dwell), **gz)
-        for name, motor, grid in (
-            ("mot1", "hrz", np.arange(nx)[None, :]),
-            ("mot2", "hry", np.arange(ny)[:, None]),
-        ):
-            dset = f.create_dataset(
-                name, data=np.broadcast_to(grid * 0.025, shape).astype(np.float64), **gz
-            )
-            dset.attrs["Name"] = motor
-    os.replace(tmp, path)
+    write_xrf_proc_h5(path, shape, i0_spread=0.05)
 
 
 def write_config(path: Path) -> None:
