@@ -158,7 +158,9 @@ def test_missing_family(sample):
     assert np.isnan(q["concentration"].values).all()
     assert q.attrs["not_quantified"] == ["Ca K", "Fe K", "Zn K"]
     qc = quantify(nrm, ref, compat="xrf_proc")
-    assert (qc["concentration"].values == -1).all() and (qc["concentration_error"].values == 0).all()
+    assert (qc["concentration"].values == -1).all() and (
+        qc["concentration_error"].values == 0
+    ).all()
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from tests.quantify.synth import make_ref
 from xrfdask.errors import ConfigError, FormatError
 from xrfdask.quantify.references import apply_norm_line, combine, line_yields, load_reference
-from tests.quantify.synth import make_ref
 
 
 def test_combine_mean_and_error_of_the_mean():
@@ -65,9 +65,7 @@ def test_family_and_missing_lines():
 
 
 def test_norm_line_default_divides_per_i0_count():
-    ref = load_reference(
-        make_ref(["Fe K"], [2.0], [0.2], norm_sums=(1000.0, 2000.0), normto=1e5)
-    )
+    ref = load_reference(make_ref(["Fe K"], [2.0], [0.2], norm_sums=(1000.0, 2000.0), normto=1e5))
     ref.norm["channel00"]["Rayl"] = (2000.0, 20.0, 40.0)  # with a stored error of 2 %
     lines, y, e = apply_norm_line(ref, "channel00", "Rayl", n_refs=1, compat=False)
     s_n = 2000.0 / 1e5

@@ -193,8 +193,8 @@ def _absorption(
         config = [str(v) for v in nrm["config"].values]  # eager-ok: per-detector cfg text
     calib = absorption.calibrations(raw, detectors, calibration, config)
     centres = np.concatenate([consts.energy_a, consts.energy_b])
-    lo, hi = absorption.window_bounds(centres, calib, raw.sizes["channel"], compat=compat)
-    sums = absorption.window_sums(raw["spectra"], lo, hi)
+    lo, hi, side = absorption.window_bounds(centres, calib, raw.sizes["channel"], compat=compat)
+    sums = absorption.window_sums(raw["spectra"], lo, hi, side)
     dt = absorption.deadtime_factor(raw)
     if dt is not None:
         sums = sums * dt
@@ -202,7 +202,15 @@ def _absorption(
     if chunks:
         sums = sums.chunk({"y": chunks["y"], "x": chunks["x"]})
     absorber = xr.DataArray(consts.elements, dims="absorber")
-    ratio_th = xr.DataArray(consts.ratio_th, dims="absorber", coords={"absorber": absorber})
+    if compat:  # xrf_proc: RadRate(KL3) / RadRate(KM3)
+        th = np.broadcast_to(consts.ratio_th, (len(detectors), len(consts.elements)))
+    else:  # what the windows take in of every K line, at the detector's resolution
+        th = absorption.window_ratio_th(consts.elements, lo, hi, side, calib)
+    ratio_th = xr.DataArray(
+        th,
+        dims=("detector", "absorber"),
+        coords={"detector": nrm["detector"].values, "absorber": absorber},
+    )
     mu_a = xr.DataArray(consts.mu_a, dims="absorber", coords={"absorber": absorber})
     mu_b = xr.DataArray(consts.mu_b, dims="absorber", coords={"absorber": absorber})
     r_exp = absorption.ratios(sums, ratio_th)
@@ -218,8 +226,8 @@ def _absorption(
             "ratio_exp": r_exp.assign_attrs(
                 long_name="measured K-alpha1/K-beta1 ratio (dead-time-corrected window sums)"
             ),
-            "ratio_th": ratio_th.expand_dims(detector=nrm["detector"].values).assign_attrs(
-                long_name="theoretical K-alpha1/K-beta1 ratio (xraylib radiative rates)"
+            "ratio_th": ratio_th.assign_attrs(
+                long_name="theoretical K-alpha/K-beta window ratio (xraylib radiative rates)"
             ),
             "rhot": rho_t.assign_attrs(
                 long_name="mass thickness of the absorbing layer (max over absorbers)",
