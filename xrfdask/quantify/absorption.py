@@ -19,6 +19,7 @@ last channel at or below the PyMca line energy, no background subtraction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ import xarray as xr
 from xrfdask.errors import ConfigError
 from xrfdask.io.cnc import read_cnc
 from xrfdask.physics import (
+    FWHM_PER_SIGMA,
     alpha1_energy,
     composition_attenuation,
     element_symbol,
@@ -188,35 +190,41 @@ def window_ratio_th(
     Kα1 and Kβ1, and the tails the windows cut, are in the theoretical value as in the measured
     one. The windows are windows 0..n-1 (Kα) and n..2n-1 (Kβ) of ``lo``/``hi``/``side``.
     """
-    from math import erf, sqrt
-
     import xraylib
 
     from xrfdask.physics import radiative_group_lines
 
     n = len(elements)
     out = np.zeros((calib.shape[0], n))
-    for d, (zero, gain, noise, fano) in enumerate(calib):
-
-        def share(e: float, sigma: float, a: int, b: int) -> float:
-            lo_e, hi_e = zero + gain * (a - 0.5), zero + gain * (b - 0.5)
-            return 0.5 * (erf((hi_e - e) / (sigma * sqrt(2))) - erf((lo_e - e) / (sigma * sqrt(2))))
-
-        def net(e: float, w: int) -> float:
-            sigma = fwhm(e, noise, fano) / 2.3548200450309493
-            a, b, s = int(lo[d, w]), int(hi[d, w]), int(side[d, w])
-            value = share(e, sigma, a, b)
-            if s > 0:
-                bands = share(e, sigma, a - s, a) + share(e, sigma, b, b + s)
-                value -= bands * (b - a) / (2.0 * s)
-            return value
-
+    for d in range(calib.shape[0]):
         for k, symbol in enumerate(elements):
             lines = radiative_group_lines(xraylib.SymbolToAtomicNumber(symbol), "K")
-            ia = sum(r * net(e, k) for e, r in lines)
-            ib = sum(r * net(e, n + k) for e, r in lines)
+            ia = sum(r * _net_share(e, calib[d], lo[d, k], hi[d, k], side[d, k]) for e, r in lines)
+            ib = sum(
+                r * _net_share(e, calib[d], lo[d, n + k], hi[d, n + k], side[d, n + k])
+                for e, r in lines
+            )
             out[d, k] = ia / ib
     return out
+
+
+def _share(e: float, sigma: float, zero: float, gain: float, a: int, b: int) -> float:
+    """Share of a Gaussian (centre e, sigma keV) in channels [a, b) of zero + gain x channel."""
+    lo_e, hi_e = zero + gain * (a - 0.5), zero + gain * (b - 0.5)
+    root = sigma * math.sqrt(2.0)
+    return 0.5 * (math.erf((hi_e - e) / root) - math.erf((lo_e - e) / root))
+
+
+def _net_share(e: float, calib: np.ndarray, a: int, b: int, s: int) -> float:
+    """A line's share in a window less the side-band level (as :func:`_block_window_sums`)."""
+    zero, gain, noise, fano = (float(v) for v in calib)
+    sigma = fwhm(e, noise, fano) / FWHM_PER_SIGMA
+    a, b, s = int(a), int(b), int(s)
+    value = _share(e, sigma, zero, gain, a, b)
+    if s > 0:
+        bands = _share(e, sigma, zero, gain, a - s, a) + _share(e, sigma, zero, gain, b, b + s)
+        value -= bands * (b - a) / (2.0 * s)
+    return value
 
 
 def _block_window_sums(
