@@ -27,6 +27,7 @@ from xrfdask.io.geopixe import index_geopixe, open_geopixe
 from xrfdask.io.geopixe.writer import to_geopixe
 from xrfdask.io.h5layout import FileLockedError, open_h5, open_zarr, to_h5, to_zarr
 from xrfdask.io.npy import to_npy
+from xrfdask.normalise import normalise  # binds the function over its module's name
 from xrfdask.runtime import connect, progress
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "open_geopixe",
     "open_h5",
     "make_fit_config",
+    "normalise",
     "open_zarr",
     "progress",
     "read_cnc",

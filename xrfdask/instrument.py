@@ -32,7 +32,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["MAP_ATTRS", "DETECTOR_ATTRS", "INSTRUMENT_ATTRS", "detector_value", "map_value"]
+__all__ = [
+    "MAP_ATTRS",
+    "DETECTOR_ATTRS",
+    "INSTRUMENT_ATTRS",
+    "detector_value",
+    "map_value",
+    "pixel_charge_uc",
+]
 
 MAP_ATTRS: dict[str, str] = {
     "tube_element": "X-ray tube anode element symbol",
@@ -76,3 +83,16 @@ def detector_value(attrs: dict[str, Any], name: str, position: int) -> Any:
         return None
     value = values[position]
     return value if _usable(value) else None
+
+
+def pixel_charge_uc(attrs: dict[str, Any]) -> float | None:
+    """Tube charge per pixel (µC): current (µA) x dwell (s); None when either is unknown.
+
+    What a lab map (``.GeoPIXE``) is normalised to in place of a beamline's I0 counter.
+    """
+    current, dwell = map_value(attrs, "tube_current_ua"), map_value(attrs, "dwell_ms")
+    if not isinstance(current, int | float) or not isinstance(dwell, int | float):
+        return None
+    if current <= 0 or dwell <= 0:
+        return None
+    return float(current) * float(dwell) / 1000.0

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_info
 import xrfdask as xd
 from xrfdask import ConfigError
 from xrfdask.datasets import ELEMENTS, example_truth
+from xrfdask.deadtime_correction import corrected_fit
 from xrfdask.errors import XrfdaskWarning
 from xrfdask.io.h5layout import open_h5, to_h5
 
@@ -257,21 +258,30 @@ def test_bad_configuration_fails_before_any_task(example, config):
         assert xd.fit(short, config).attrs["fit_range_channels"][1] == 1500
 
 
-def test_written_in_the_xrf_proc_layout(fits, tmp_path):
+def test_written_in_the_xrf_proc_layout(example, fits, tmp_path):
     fit = fits["pymca"]
+    assert not fit.attrs["deadtime_corrected"]  # raw counts in memory
     path = to_h5(fit, tmp_path / "fit.h5")
+    # xrf_proc's fit/ is dead-time corrected (spec 3.7): per pixel 1 / (1 - deadtime / 100) for
+    # .GeoPIXE records, the sums by the mean factor.
+    factor = 1.0 / (1.0 - example.deadtime.sel(detector=1).values.astype(np.float64) / 100.0)
+    want = fit.peak_area.sel(detector=1).values * factor.astype(np.float32)[..., None]
     with h5py.File(path) as f:
+        assert f["fit"].attrs["deadtime_corrected"]
         g = f["fit/channel01"]
         names = [n.decode() for n in g["names"][...]]
         assert names == list(fit.line.values)
-        np.testing.assert_array_equal(
-            g["ims"][...], fit.peak_area.sel(detector=1).transpose("line", "y", "x").values
-        )
+        np.testing.assert_array_equal(g["ims"][...], want.transpose(2, 0, 1))
         assert "[peaks]" in g["cfg"][()].decode()
-        np.testing.assert_allclose(g["sum/int"][...], fit.sum_area.sel(detector=1).values)
-        np.testing.assert_allclose(g["sum/bkg"][...], fit.sum_background.sel(detector=1).values)
+        mean = factor.mean()
+        np.testing.assert_allclose(g["sum/int"][...], fit.sum_area.sel(detector=1).values * mean)
+        np.testing.assert_allclose(
+            g["sum/bkg"][...], fit.sum_background.sel(detector=1).values * mean
+        )
+        assert "deadtime_factor" not in g
     back = open_h5(path, group="fit")
-    np.testing.assert_array_equal(back.peak_area.values, fit.peak_area.values)
+    assert back.attrs["deadtime_corrected"]
+    np.testing.assert_array_equal(back.peak_area.sel(detector=1).values, want)
 
 
 def test_fit_through_a_distributed_cluster(example_path, config, fits, dask_cluster):
@@ -305,7 +315,9 @@ def test_streamed_writers_decide_the_refit_once(example_path, config, monkeypatc
     to_h5(fit, tmp_path / "fit.h5")
     assert calls == [1]
     np.testing.assert_allclose(
-        open_h5(tmp_path / "fit.h5", group="fit").peak_area.values, fit.peak_area.values, rtol=1e-6
+        open_h5(tmp_path / "fit.h5", group="fit").peak_area.values,
+        corrected_fit(fit).peak_area.values,
+        rtol=1e-6,
     )
 
 

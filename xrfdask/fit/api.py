@@ -22,6 +22,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from xrfdask.deadtime_correction import deadtime_factors
 from xrfdask.errors import ConfigError
 from xrfdask.fit import engines
 from xrfdask.fit.blas import one_blas_thread
@@ -78,7 +79,10 @@ def fit(
     xarray.Dataset
         ``peak_area`` and ``peak_area_error`` (y, x, detector, line) in counts, lines named as
         PyMca's groups (``"Fe K"``, ``"Pb L"``, ``"Compt"``, ``"Rayl"``); ``sum_area`` and
-        ``sum_background`` (detector, line) from the full fit of each sum spectrum; the PyMca
+        ``sum_background`` (detector, line) from the full fit of each sum spectrum; the map's
+        dead-time factors ``deadtime_factor`` (y, x, detector) and ``sum_deadtime_factor``
+        (detector) beside them (the areas are raw counts, ``attrs["deadtime_corrected"]`` False;
+        :func:`~xrfdask.to_h5` stores them corrected, as xrf_proc's ``fit/``); the PyMca
         configuration text in ``attrs["config"]`` (and per detector in ``config``, which the
         layout stores as ``fit/channelXX/cfg``). Lazy: nothing but the sum spectrum is computed;
         wrap a computation in :func:`xrfdask.progress` to watch it (``"full"`` is slow).
@@ -153,6 +157,20 @@ def fit(
             "fitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
+    return _with_deadtime_factors(out, ds)
+
+
+def _with_deadtime_factors(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
+    """The map's dead-time factors beside the raw areas, chunked as the areas.
+
+    The areas stay raw counts in memory; the layout writers store them corrected, as xrf_proc's
+    ``fit/`` is (:mod:`xrfdask.deadtime_correction`), and :func:`xrfdask.normalise` applies them.
+    """
+    factors = deadtime_factors(ds, list(out["detector"].values))  # eager-ok: labels
+    chunks = dict(zip(out["peak_area"].dims, out["peak_area"].chunks, strict=True))
+    factor = factors["deadtime_factor"].chunk({d: chunks[d] for d in ("y", "x", "detector")})
+    out = out.assign(deadtime_factor=factor, sum_deadtime_factor=factors["sum_deadtime_factor"])
+    out.attrs["deadtime_source"] = factors.attrs["deadtime_source"]
     return out
 
 

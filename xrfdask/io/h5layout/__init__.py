@@ -11,6 +11,7 @@ from typing import Any
 
 import xarray as xr
 
+from xrfdask.deadtime_correction import corrected_fit
 from xrfdask.io.h5layout import fast as _fast  # noqa: F401  (registers the readers' fast paths)
 from xrfdask.io.h5layout.h5write import write_h5
 from xrfdask.io.h5layout.schema import RESULT_GROUPS
@@ -86,6 +87,9 @@ def _layout(obj: xr.Dataset | xr.DataArray, group: str | None, target: str):
         return raw_layout(ds)
     if "spectra" in ds and "raw" not in group:
         raise ValueError(f"a raw map goes to group 'raw', not {group!r}")
+    if group.split("/")[0] == "fit":
+        # fit/ holds dead-time-corrected areas, as xrf_proc's scripts and norm read it.
+        ds = corrected_fit(ds)
     return result_layout(ds, group)
 
 

@@ -81,6 +81,11 @@ RESULT_GROUPS: dict[str, GroupSchema] = {
             Field("sum/bkg", "sum_background", ("line",)),
             Field("sum/int_stddev", "sum_area_error", ("line",)),
             Field("sum/bkg_stddev", "sum_background_error", ("line",)),
+            # xrfdask's own (xrf_proc reads datasets by name and ignores these): which pixels
+            # entered, and the totals that undo the normalisation of the sums.
+            Field("valid", "valid", ("y", "x")),
+            Field("sum/I0_total", "I0_total", (), "scalar", compress=False),
+            Field("sum/time_total", "time_total", (), "scalar", compress=False),
             names_fixed=True,
         ),
         key_var="normalised",

@@ -18,7 +18,7 @@ import xarray as xr
 
 from xrfdask.chunks import bands
 from xrfdask.errors import FormatError
-from xrfdask.instrument import map_value
+from xrfdask.instrument import pixel_charge_uc
 from xrfdask.io.beamlines.grid import axis_positions
 from xrfdask.io.h5layout import schema
 from xrfdask.io.h5layout.stores import attrs_json
@@ -231,12 +231,15 @@ def _with_layout_counters(ds: xr.Dataset) -> xr.Dataset:
         out = out.assign(
             acquisition_time=(MAP_DIMS, np.full(shape, dwell_s), with_attrs("acquisition_time"))
         )
-    if "I0" not in ds and ds.attrs.get("source_format") == "GeoPIXE":
-        current = map_value(ds.attrs, "tube_current_ua")
-        value = float(current) if isinstance(current, int | float) and current > 0 else 1.0
+    charge = pixel_charge_uc(ds.attrs)
+    if "I0" not in ds and (charge is not None or ds.attrs.get("source_format") == "GeoPIXE"):
+        # The tube charge per pixel, as xd.normalise takes it for a lab map: normalised maps of
+        # the file and of the map agree, and yields are per µC.
         shape = (ds.sizes["y"], ds.sizes["x"])
-        note = {"source": "tube current (µA) from the GeoPIXE header, constant"}
-        out = out.assign(I0=(MAP_DIMS, np.full(shape, value), with_attrs("I0", note)))
+        note = {"units": "µC", "source": "tube current x dwell time from the header, constant"}
+        if charge is None:
+            charge, note = 1.0, {"source": "no tube current or dwell in the header: 1"}
+        out = out.assign(I0=(MAP_DIMS, np.full(shape, charge), with_attrs("I0", note)))
     return out
 
 
