@@ -2,9 +2,8 @@
 reference yields -> quantify recovers the concentrations, and with an absorbing layer rho t and
 the corrected concentrations.
 
-Until ``xd.normalise`` and ``xd.detection_limits`` are on this branch, the normalisation is the
-contract's (areas x icr/ocr / I0 x normto) and the yields the spec's formula (5.4), both written
-out below.
+The reference yields are the spec's formula (5.4) written out below, until
+``xd.detection_limits`` is on this branch.
 """
 
 from __future__ import annotations
@@ -28,30 +27,9 @@ RHO_T = 0.004  # g/cm²
 
 
 def _normalise(raw: xr.Dataset, fit: xr.Dataset) -> xr.Dataset:
-    """The contract's normalisation (issue 10): dead-time corrected, per I0, normto = max(I0),
-    Poisson errors."""
-    dt = raw["icr"] / raw["ocr"]
-    i0 = raw["I0"]
-    normto = float(i0.max())
-    area = fit["peak_area"] * dt
-    # Poisson (the linear engine's errors are unweighted least-squares ones, not counting ones)
-    err = np.sqrt(fit["peak_area"].clip(min=0)) * dt
-    ratio = raw["icr"].sum(("y", "x")) / raw["ocr"].sum(("y", "x"))
-    p, b = fit["sum_area"] * ratio, fit["sum_background"] * ratio
-    total = float(i0.sum())
-    return xr.Dataset(
-        {
-            "normalised": area / i0 * normto,
-            "normalised_error": err / i0 * normto,
-            "valid": xr.ones_like(raw["icr"], dtype=bool),
-            "sum_area": p / total * normto,
-            "sum_background": b / total * normto,
-            "sum_area_error": p / total * normto * np.sqrt(p + 2 * b) / p,
-            "sum_background_error": b / total * normto * np.sqrt(b) / b,
-            "I0_total": xr.full_like(p.isel(line=0, drop=True), total),
-        },
-        attrs={"I0": normto, "TmNorm": "False", "tmnorm": False},
-    )
+    """xd.normalise with Poisson errors (the linear engine's errors are unweighted least-squares
+    ones, not counting statistics)."""
+    return xd.normalise(raw, fit, errors="poisson")
 
 
 def _reference_yields(nrm: xr.Dataset, cnc: Cnc) -> xr.Dataset:
@@ -107,10 +85,11 @@ def test_sample_concentrations_recovered(chain):
         c = q["concentration"].sel(line=f"{element} K", detector="channel00").values
         sigma = q["concentration_error"].sel(line=f"{element} K", detector="channel00").values
         z = (c - ppm) / sigma
-        assert np.abs(z).max() < 4.5, element  # within counting statistics, every pixel
-        assert abs(np.mean(z)) < 1.5, element  # Sr (800 ppm on the Compton tail): about +1
-        if element != "Sr":
-            assert 0.5 < np.mean(z**2) < 2.0, element
+        # Within counting statistics, every pixel. The pixels' areas are a little high against
+        # the sum-spectrum yields (0.2-0.8 % in the reference: SNIP on noisy pixel spectra), so
+        # z is centred at +0.2 (Fe) to +1 (Sr, 800 ppm), not 0.
+        assert np.abs(z).max() < 4.5, element
+        assert abs(np.mean(z)) < 1.5 and 0.5 < np.mean(z**2) < 3.0, element
         mean = q["sum_concentration"].sel(line=f"{element} K").item()
         if element in ("Ca", "Fe"):  # majors within 3 %; the sum spectrum weighs pixels by I0
             want = np.average(np.broadcast_to(ppm, (8, 8)), weights=raw["I0"].values)
