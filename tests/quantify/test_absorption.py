@@ -91,3 +91,34 @@ def test_absorber_constants_from_xraylib():
     assert c.mu_lines[1] == pytest.approx(
         0.5 * xraylib.CS_Total(8, e_zn) + 0.5 * xraylib.CS_Total(14, e_zn)
     )
+
+
+def test_sum_correction_is_the_mean_factor_over_valid_pixels():
+    from tests.quantify.synth import make_nrm, make_ref
+    from xrfdask.datasets import quantification_map
+    from xrfdask.quantify import quantify
+
+    raw = quantification_map({"Fe": 2e5, "Zn": 2e4}, shape=(4, 4), sensitivity=1e-4,
+                             layer=(0.004, {"O": 0.5, "Si": 0.5}))  # fmt: skip
+    area = raw["spectra"].isel(channel=slice(500, 580)).sum("channel").values
+    nrm = make_nrm(np.stack([area, area / 4], -1), ["Fe K", "Zn K"], raw["I0"].values)
+    valid = np.ones((4, 4, 1), dtype=bool)
+    valid[0, 0] = False
+    nrm["valid"] = (("y", "x", "detector"), valid)
+    nrm["normalised"] = nrm["normalised"].where(nrm["valid"])
+    spectra = raw["spectra"].values.copy()
+    spectra[0, 0, 0, 560:570] += 1e6  # the invalid pixel: a huge K-beta, so rho t = 0, f = 1
+    raw["spectra"] = (raw["spectra"].dims, spectra)
+    glass = Cnc("", "g", 2500.0, 1.0, 10.0, np.array([8, 14]), np.array([5e5, 5e5]), np.zeros(2))
+    ref = make_ref(["Fe K", "Zn K"], [4.0, 5.0], [0.2, 0.5])
+    q = quantify(nrm, ref, absorb=(["Fe"], glass), raw=raw).compute()
+    f = q["absorption_correction"].values[..., 0, :]
+    p = nrm["sum_area"].values[0] / nrm.attrs["I0"]
+    want = p * f[valid[..., 0]].mean(axis=0) / np.array([4.0, 5.0])
+    np.testing.assert_allclose(q["sum_concentration"].values[0], want)
+    assert not np.allclose(f.reshape(-1, 2).mean(axis=0), f[valid[..., 0]].mean(axis=0))
+    qc = quantify(nrm, ref, absorb=(["Fe"], glass), raw=raw, compat="xrf_proc").compute()
+    fc = qc["absorption_correction"].values[..., 0, :]
+    np.testing.assert_allclose(  # xrf_proc: the mean over every pixel (spec 12.17)
+        qc["sum_concentration"].values[0], p * fc.reshape(-1, 2).mean(axis=0) / [4.0, 5.0]
+    )

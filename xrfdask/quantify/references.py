@@ -117,9 +117,10 @@ def _float(value: Any) -> float | None:
     if value is None:
         return None
     try:
-        return float(np.asarray(value).reshape(-1)[0])
+        number = float(np.asarray(value).reshape(-1)[0])
     except (TypeError, ValueError, IndexError):
         return None
+    return number if math.isfinite(number) else None  # NaN: unknown
 
 
 def _reader(path: str):
