@@ -60,6 +60,24 @@ def _mask(value: str | None):
     return int(value) if value is not None and value.isdigit() else value
 
 
+def _fit_calibration(path: str) -> dict | None:
+    """The fit configurations of FILE's fit/ per detector (the calibration the fit used), when
+    they are stored as .cfg text (xrfdask writes the text; xrf_proc a path, not used)."""
+    from xrfdask.io.convert import open_map
+
+    try:
+        fit = open_map(path, group="fit")
+    except (ValueError, KeyError, OSError):
+        return None
+    if "config" not in fit or "detector" not in fit["config"].dims:
+        return None
+    labels = fit["detector"].values.tolist()
+    texts = {d: str(v) for d, v in zip(labels, fit["config"].values, strict=True)}
+    if not all("[detector]" in t for t in texts.values()):
+        return None
+    return texts
+
+
 def run(args: argparse.Namespace) -> int:
     """Open FILE's norm/ (and raw/), :func:`~xrfdask.quantify`, write quant/."""
     from xrfdask.io.convert import file_format, open_map, write_map
@@ -76,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     with scheduler(args):
         nrm = open_map(args.file, group="norm", chunks=chunks(args))
         raw = open_map(args.file, chunks=chunks(args)) if args.absorb else None
+        calibration = tuple(args.calibration) if args.calibration else None
+        if args.absorb and calibration is None:
+            calibration = _fit_calibration(args.file)
         t0 = time.perf_counter()
         with progress(label="quantify "):
             q = quantify(
@@ -90,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 compat=args.compat,
                 raw=raw,
                 file=args.file,
-                calibration=tuple(args.calibration) if args.calibration else None,
+                calibration=calibration,
             )
             write_map(q, out, group="quant", overwrite=args.overwrite)
         seconds = time.perf_counter() - t0

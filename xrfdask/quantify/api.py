@@ -188,9 +188,11 @@ def _absorption(
     raw = raw.sel(detector=[raw_dets[channel_name(d)] for d in detectors])
     raw = raw.assign_coords(detector=nrm["detector"].values)
     consts = absorption.absorbers(list(elements), matrix, lines, compat=compat)
-    config = None
+    config = None  # the fit's configuration (its calibration), when nrm carries it as text
     if calibration is None and "config" in nrm.data_vars and "detector" in nrm["config"].dims:
         config = [str(v) for v in nrm["config"].values]  # eager-ok: per-detector cfg text
+    elif calibration is None and "[detector]" in str(nrm.attrs.get("config", "")):
+        config = str(nrm.attrs["config"])
     calib = absorption.calibrations(raw, detectors, calibration, config)
     centres = np.concatenate([consts.energy_a, consts.energy_b])
     lo, hi, side = absorption.window_bounds(centres, calib, raw.sizes["channel"], compat=compat)
@@ -297,8 +299,10 @@ def quantify(
     labels : DataArray, optional
         k-means labels (y, x) for cluster-id masks.
     calibration : (zero, gain), fit configuration, or dict per detector, optional
-        Energy calibration of the raw spectra for ``absorb``. Default: the fit configuration in
-        ``nrm["config"]`` when present, else the raw map's ``energy`` coordinate.
+        Energy calibration of the raw spectra for ``absorb`` (and the detector's noise and Fano
+        factor, from a configuration). Default: the fit configuration ``nrm`` carries
+        (``nrm["config"]`` per detector, or ``attrs["config"]`` as :func:`xrfdask.normalise`
+        copies it), else the raw map's ``energy`` coordinate with PyMca's default resolution.
 
     Returns
     -------
