@@ -52,6 +52,7 @@ def test_quant_round_trip_with_absorption(tmp_path, suffix):
         np.testing.assert_allclose(back[name].values, q[name].values, err_msg=name)
     assert back["references"].values.tolist() == ["ref.cnc"]
     assert back["absorber"].values.tolist() == ["Fe", "Zn"]  # every absorber kept
+    np.testing.assert_allclose(q["rhot"].values, q["rhot_absorber"].max("absorber").values)
     assert back.attrs["unit"] == "ug/cm2"
     if suffix == ".h5":
         with h5py.File(path) as f:

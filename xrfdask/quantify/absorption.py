@@ -48,6 +48,7 @@ __all__ = [
     "window_ratio_th",
     "ratios",
     "rhot",
+    "rhot_per_absorber",
     "correction_factors",
     "CUTOFF",
     "LOW_RATIO",
@@ -299,11 +300,16 @@ def ratios(sums: xr.DataArray, ratio_th: xr.DataArray) -> xr.DataArray:
     return xr.where(bad, ratio_th, r).transpose("y", "x", "detector", "absorber")
 
 
-def rhot(ratio_exp: xr.DataArray, ratio_th: xr.DataArray, mu_a, mu_b) -> xr.DataArray:
-    """rho t (y, x, detector) in g/cm²: per absorber, negative and NaN -> 0, then the maximum."""
+def rhot_per_absorber(ratio_exp: xr.DataArray, ratio_th: xr.DataArray, mu_a, mu_b):
+    """rho t_e = (ln R_exp - ln R_th) / (mu_b - mu_a) [g/cm²]; negative and NaN -> 0."""
     per = (np.log(ratio_exp) - np.log(ratio_th)) / (mu_b - mu_a)
-    per = xr.where(per.isnull() | (per < 0), 0.0, per)
-    return per.max("absorber")
+    return xr.where(per.isnull() | (per < 0), 0.0, per)
+
+
+def rhot(ratio_exp: xr.DataArray, ratio_th: xr.DataArray, mu_a, mu_b) -> xr.DataArray:
+    """rho t (y, x, detector) in g/cm²: the maximum over the absorbers of
+    :func:`rhot_per_absorber`."""
+    return rhot_per_absorber(ratio_exp, ratio_th, mu_a, mu_b).max("absorber")
 
 
 def correction_factors(rho_t: xr.DataArray, mu_lines: xr.DataArray) -> xr.DataArray:

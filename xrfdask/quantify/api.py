@@ -216,7 +216,8 @@ def _absorption(
     mu_a = xr.DataArray(consts.mu_a, dims="absorber", coords={"absorber": absorber})
     mu_b = xr.DataArray(consts.mu_b, dims="absorber", coords={"absorber": absorber})
     r_exp = absorption.ratios(sums, ratio_th)
-    rho_t = absorption.rhot(r_exp, ratio_th, mu_a, mu_b)
+    per_absorber = absorption.rhot_per_absorber(r_exp, ratio_th, mu_a, mu_b)
+    rho_t = per_absorber.max("absorber")
     mu_lines = xr.DataArray(consts.mu_lines, dims="line", coords={"line": lines})
     f = absorption.correction_factors(rho_t, mu_lines).transpose("y", "x", "detector", "line")
     if compat:
@@ -234,6 +235,9 @@ def _absorption(
             "rhot": rho_t.assign_attrs(
                 long_name="mass thickness of the absorbing layer (max over absorbers)",
                 units="g/cm2",
+            ),
+            "rhot_absorber": per_absorber.transpose("y", "x", "detector", "absorber").assign_attrs(
+                long_name="mass thickness from each absorber's ratio", units="g/cm2"
             ),
             "absorption_correction": f.assign_attrs(long_name="self-absorption correction factor"),
         },
@@ -311,8 +315,10 @@ def quantify(
         ``sum_concentration``, ``sum_concentration_error`` (detector, line); ``elemental_yield``,
         ``elemental_yield_error`` (detector, line, the yields used); coordinate ``references``
         (the reference names); with ``absorb``: ``ratio_exp`` (y, x, detector, absorber),
-        ``ratio_th`` (detector, absorber), ``rhot`` (y, x, detector, g/cm²) and
-        ``absorption_correction``. attrs: ``unit`` ("ug/cm2" or "ug/g"), the settings.
+        ``ratio_th`` (detector, absorber), ``rhot`` (y, x, detector, g/cm², the maximum over
+        the absorbers), ``rhot_absorber`` (y, x, detector, absorber) and
+        ``absorption_correction`` (y, x, detector, line). attrs: ``unit`` ("ug/cm2" or
+        "ug/g"), the settings.
 
     Raises
     ------
@@ -321,6 +327,20 @@ def quantify(
         mask of the wrong shape; the message names what is missing.
     FormatError
         A reference file without ``elyield/``.
+
+    Notes
+    -----
+    Beyond xrf_proc (``compat="xrf_proc"`` restores each, spec 12.15-12.18): yields relative to a
+    norm line are divided by its intensity, not multiplied; several references give the error
+    of the mean, not sqrt(sum eps²); interpolated yields are log-linear in Z, never <= 0; a
+    pixel whose norm line is 0 is NaN, not inf; masked sums are the mean of the masked
+    normalised pixels (normalised once), with sqrt(sum sigma²) / n; maps are NaN outside a mask
+    (not 0); the absorption correction of the sums is mean(f) over the valid pixels only; the
+    Kα/Kβ windows span +-FWHM at the fit's calibration, less the continuum, against the
+    theoretical ratio of those windows; every absorber's ratio and rho t are kept. Errors are
+    propagated as absolute deviations (no 0/0 where an area is 0). There is no ``snake``
+    option: regrid the raw map and the normalised map first (:func:`xrfdask.regrid`), which
+    never shifts twice.
     """
     if compat not in COMPAT:
         raise ConfigError(f"compat={compat!r}: expected None or 'xrf_proc'")
