@@ -274,3 +274,23 @@ def test_through_a_distributed_cluster(dask_cluster):
     xr.testing.assert_identical(remote, local)
     with dask.config.set(scheduler="sync"):
         xr.testing.assert_identical(xd.normalise(ds, fit).compute(), local)
+
+
+def test_regrid_shortcut_equals_regridding_the_result():
+    from tests.regrid.maps import fit_like, snake_map, snake_order, truth_map
+
+    truth = truth_map(6, 5, nchan=4, ndet=2)
+    raw = snake_map(truth, chunks=(2, 5, 2, 4))
+    # Areas stored as the scan recorded them (odd rows backward), as a fit of the raw map is.
+    fit = fit_like(snake_order(truth[..., :3].astype(np.float64) + 10), raw)
+    fit["sum_background"] = fit.sum_area * 0.1
+    fit.attrs["deadtime_corrected"] = False
+    direct = xd.normalise(raw, fit, regrid="snake").compute()
+    two_steps = xd.regrid(xd.normalise(raw, fit), mode="snake", motors=raw).compute()
+    xr.testing.assert_identical(direct, two_steps)
+    assert direct.attrs["regridded"] and direct.attrs["regrid_mode"] == "snake"
+    # Back on the grid: each pixel's value is its truth's, dead-time corrected (icr/ocr = 1/0.9),
+    # over its own I0 (1000 + its index on the grid), times the largest I0.
+    i0 = 1000.0 + np.arange(6 * 5, dtype=np.float64).reshape(6, 5)
+    want = (truth[..., :3] + 10) / 0.9 / i0[..., None, None] * i0.max()
+    np.testing.assert_allclose(direct.normalised.values, want, rtol=1e-12)

@@ -28,6 +28,7 @@ from xrfdask.io.geopixe.writer import to_geopixe
 from xrfdask.io.h5layout import FileLockedError, open_h5, open_zarr, to_h5, to_zarr
 from xrfdask.io.npy import to_npy
 from xrfdask.normalise import normalise  # binds the function over its module's name
+from xrfdask.regrid import parse_scan_command, regrid
 from xrfdask.runtime import connect, progress
 
 __version__ = "0.1.0"
@@ -51,8 +52,10 @@ __all__ = [
     "make_fit_config",
     "normalise",
     "open_zarr",
+    "parse_scan_command",
     "progress",
     "read_cnc",
+    "regrid",
     "testing",
     "to_geopixe",
     "to_h5",

@@ -32,7 +32,8 @@ logger = logging.getLogger("xrfdask.runtime")
 TASK_MODULES = (
     "xrfdask",
     "xrfdask.fit.api",
-    "xrfdask.fit.solvers",
+    "xrfdask.fit.engines.linear",
+    "xrfdask.fit.engines.pymca",
     "xrfdask.fit.background",
     "xrfdask.fit.project",
     "xrfdask.io.geopixe.kernels",
@@ -100,8 +101,15 @@ def warm_up(modules: Iterable[str] = TASK_MODULES) -> dict[str, float]:
 
 
 def dask_setup(worker) -> None:
-    """distributed's preload hook: warm the worker up before it takes tasks."""
+    """distributed's preload hook: warm the worker up before it takes tasks.
+
+    Then the kernels not in numba's cache yet compile in a background thread, shared out
+    between the workers (:mod:`xrfdask.runtime.compile_ahead`): a fresh install's first run.
+    """
     worker.xrfdask_warm_up = warm_up()
+    from xrfdask.runtime import compile_ahead
+
+    worker.xrfdask_compile_ahead = compile_ahead.start()
 
 
 class WarmUp(WorkerPlugin):
@@ -110,4 +118,4 @@ class WarmUp(WorkerPlugin):
     name = "xrfdask-warm-up"
 
     def setup(self, worker) -> None:
-        worker.xrfdask_warm_up = warm_up()
+        dask_setup(worker)

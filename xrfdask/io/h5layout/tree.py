@@ -628,6 +628,11 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     labels = json.loads(raw_attrs[_LABELS_KEY]) if _LABELS_KEY in raw_attrs else None
     if _LABELS_KEY in group_attrs:
         labels = json.loads(group_attrs[_LABELS_KEY])
+    if labels is not None and len(labels) != len(channels) and reader.is_group("raw"):
+        # A group of some detectors only (xrf_proc's quant/ holds one channel): labels by name.
+        raw_channels = [k for k in reader.keys("raw") if schema.is_channel_group(k)]
+        if len(raw_channels) == len(labels) and set(channels) <= set(raw_channels):
+            labels = [labels[raw_channels.index(c)] for c in channels]
     if labels is None or len(labels) != len(channels):
         labels = channels
     ds = ds.assign_coords(detector=("detector", labels))
@@ -645,9 +650,38 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
                 coords[dim] = (dim, np.asarray(reader.read(p)), _stored_attrs(reader, p))
         ds = ds.assign_coords(y=coords["y"], x=coords["x"])
     ds.attrs = attrs
+    if sch.name == "norm" and _ATTRS_KEY not in group_attrs and "normalised_error" in ds:
+        ds = _xrf_proc_norm_errors(ds)
     spatial = [d for d in ("y", "x", "detector") if d in ds.dims]
     order = spatial + [d for d in ds.dims if d not in spatial]
     return ds.transpose(*order)
+
+
+def _xrf_proc_norm_errors(ds: xr.Dataset) -> xr.Dataset:
+    """Absolute errors from a ``norm/`` xrf_proc wrote: its ``ims_stddev`` is relative, except
+    after its snake regridding, where it is absolute (spec 12.6), and nothing in the file says
+    which. Poisson errors tell: a relative error e of a normalised value v has e² v ≈ normto/I0
+    (about 1), an absolute one e² / v ≈ normto/I0; the other product is off by v². Decided on
+    the first band of rows (one small read), recorded in ``attrs["normalised_error_stored"]``.
+    """
+    rows = ds["normalised"].chunks[0][0] if ds["normalised"].chunks else ds.sizes["y"]
+    v = np.asarray(ds["normalised"].isel(y=slice(0, rows)).values)  # eager-ok: one band
+    e = np.asarray(ds["normalised_error"].isel(y=slice(0, rows)).values)  # eager-ok: one band
+    ok = np.isfinite(v) & np.isfinite(e) & (v > 1) & (e > 0)
+    relative = True  # xrf_proc's plain path, the common one
+    if ok.any():
+        as_relative = np.abs(np.median(np.log(e[ok] ** 2 * v[ok])))
+        as_absolute = np.abs(np.median(np.log(e[ok] ** 2 / v[ok])))
+        relative = bool(as_relative <= as_absolute)
+    if relative:
+        error = (ds["normalised_error"] * ds["normalised"]).assign_attrs(
+            ds["normalised_error"].attrs
+        )
+        ds = ds.assign(normalised_error=error)
+    ds.attrs["normalised_error_stored"] = (
+        "relative (xrf_proc), converted to absolute" if relative else "absolute (xrf_proc)"
+    )
+    return ds
 
 
 def _result_map_shape(reader, group: str, channels: list[str], sch) -> tuple[int, int] | None:
