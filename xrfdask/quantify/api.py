@@ -357,7 +357,11 @@ def quantify(
     file = file if file is not None else path
     if isinstance(raw, str | os.PathLike):
         raw = _open(os.fspath(raw), "raw")
-    elif raw is None and path is not None and (absorb is not None or (is_compat and mask)):
+    elif (
+        raw is None
+        and path is not None
+        and (absorb is not None or (is_compat and mask is not None))
+    ):
         raw = _open(path, "raw")
     if "detector" not in nrm.dims:
         nrm = nrm.expand_dims(detector=[0])
