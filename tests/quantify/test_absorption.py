@@ -122,3 +122,18 @@ def test_sum_correction_is_the_mean_factor_over_valid_pixels():
     np.testing.assert_allclose(  # xrf_proc: the mean over every pixel (spec 12.17)
         qc["sum_concentration"].values[0], p * fc.reshape(-1, 2).mean(axis=0) / [4.0, 5.0]
     )
+
+
+def test_detector_efficiency_from_the_fit_configuration():
+    from xrfdask.datasets import ELEMENTS, example_dataset
+    from xrfdask.fit import config_to_text, make_fit_config
+
+    cfg = make_fit_config(example_dataset(shape=(2, 2)), list(ELEMENTS))
+    layers = absorption.detector_layers([0], None, config_to_text(cfg))[0]
+    assert ("Be1", 1.848, 0.00125, False) in layers and layers[-1][3]  # window, crystal
+    e = 6.4
+    want = math.exp(-xraylib.CS_Total_CP("Be1", e) * 1.848 * 0.00125)
+    want *= math.exp(-xraylib.CS_Total_CP("Si1", e) * 2.33 * 4e-6)
+    want *= 1 - math.exp(-xraylib.CS_Total_CP("Si1", e) * 2.33 * 0.045)
+    assert absorption.efficiency(layers, e) == pytest.approx(want)
+    assert absorption.detector_layers([0], (0.0, 0.01)) == [[]]  # a bare calibration: none

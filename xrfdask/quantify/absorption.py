@@ -13,7 +13,9 @@ Windows sit at the fitted calibration (zero, gain: a fit configuration, or the m
 coordinate) and span +-1 FWHM of the detector's resolution at each line (PyMca's noise and Fano
 factor), so both peaks lose the same small fraction of their area whatever the gain, less the
 continuum under them (the mean of two side bands of half a FWHM), which would otherwise pull a
-weak Kβ ratio towards 1; ``compat="xrf_proc"``: xrf_proc's 6 channels [i - 3, i + 3) around the
+weak Kβ ratio towards 1. The theoretical ratio is that of the same windows (every K line at the
+detector's resolution, weighted by the detector efficiency of the fit configuration's window,
+dead layer and crystal); ``compat="xrf_proc"``: xrf_proc's 6 channels [i - 3, i + 3) around the
 last channel at or below the PyMca line energy, no background subtraction.
 """
 
@@ -46,6 +48,8 @@ __all__ = [
     "window_bounds",
     "window_sums",
     "window_ratio_th",
+    "detector_layers",
+    "efficiency",
     "ratios",
     "rhot",
     "rhot_per_absorber",
@@ -99,13 +103,16 @@ def absorbers(elements: list[str], matrix: Any, lines: list[str], *, compat: boo
     return Absorbers(symbols, mu_lines, mu_a, mu_b, ratio_th, ea, eb)
 
 
-def _from_config(config: Any) -> tuple[float, float, float, float]:
+def _parse(config: Any) -> dict:
     from xrfdask.fit.config.text import config_from_text, load_config
 
     if isinstance(config, str) and "[" in config and "\n" in config:
-        cfg = config_from_text(config)
-    else:
-        cfg = load_config(config)
+        return config_from_text(config)
+    return load_config(config)
+
+
+def _from_config(config: Any) -> tuple[float, float, float, float]:
+    cfg = _parse(config)
     det = cfg.get("detector", {})
     try:
         return (
@@ -116,6 +123,44 @@ def _from_config(config: Any) -> tuple[float, float, float, float]:
         )
     except (KeyError, TypeError, ValueError):
         raise ConfigError("absorb: the fit configuration has no [detector] zero and gain") from None
+
+
+def _item(i: int, det: Any, calibration: Any, config: Any) -> Any:
+    item = calibration.get(det) if isinstance(calibration, dict) else calibration
+    if item is None and config is not None:
+        item = config[i] if isinstance(config, list | tuple | np.ndarray) else config
+    return item
+
+
+def detector_layers(detectors: list, calibration: Any = None, config: Any = None) -> list:
+    """Per detector, the layers between sample and detector of its fit configuration:
+    [(formula, g/cm³, cm, is_crystal)], from ``[attenuators]`` (enabled entries but the sample
+    matrix and beam filters; ``Detector`` is the crystal). Empty without a configuration."""
+    out = []
+    for i, det in enumerate(detectors):
+        item = _item(i, det, calibration, config)
+        layers = []
+        if item is not None and not isinstance(item, tuple | list):
+            for name, entry in (_parse(item).get("attenuators") or {}).items():
+                if name == "Matrix" or name.startswith("BeamFilter") or not entry:
+                    continue
+                if int(entry[0]) != 1 or len(entry) < 4 or str(entry[1]) in ("-", ""):
+                    continue
+                layers.append((str(entry[1]), float(entry[2]), float(entry[3]), name == "Detector"))
+        out.append(layers)
+    return out
+
+
+def efficiency(layers: list, energy: float) -> float:
+    """Detector efficiency at ``energy`` (keV): window and dead-layer transmissions times the
+    crystal's absorption (xraylib ``CS_Total_CP``); 1 without layers."""
+    import xraylib
+
+    value = 1.0
+    for formula, density, thickness, crystal in layers:
+        mu_t = xraylib.CS_Total_CP(formula, float(energy)) * density * thickness
+        value *= -math.expm1(-mu_t) if crystal else math.exp(-mu_t)
+    return value
 
 
 def calibrations(
@@ -129,9 +174,7 @@ def calibrations(
     """
     out = np.zeros((len(detectors), 4))
     for i, det in enumerate(detectors):
-        item = calibration.get(det) if isinstance(calibration, dict) else calibration
-        if item is None and config is not None:
-            item = config[i] if isinstance(config, list | tuple | np.ndarray) else config
+        item = _item(i, det, calibration, config)
         if item is None:
             if "energy" not in raw.coords or raw.sizes.get("channel", 0) < 2:
                 raise ConfigError(
@@ -181,7 +224,12 @@ def window_bounds(
 
 
 def window_ratio_th(
-    elements: list[str], lo: np.ndarray, hi: np.ndarray, side: np.ndarray, calib: np.ndarray
+    elements: list[str],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    side: np.ndarray,
+    calib: np.ndarray,
+    layers: list | None = None,
 ) -> np.ndarray:
     """(detector, absorber): the Kα/Kβ ratio the windows of a layer-free spectrum would show.
 
@@ -189,7 +237,9 @@ def window_ratio_th(
     strongest) as a Gaussian of the detector's FWHM, its share in the net window (main window
     minus the side-band level) summed over lines: so Kα2 and Kβ3, which the windows take in with
     Kα1 and Kβ1, and the tails the windows cut, are in the theoretical value as in the measured
-    one. The windows are windows 0..n-1 (Kα) and n..2n-1 (Kβ) of ``lo``/``hi``/``side``.
+    one. Each line is weighted by the detector efficiency of ``layers`` (per detector, from
+    :func:`detector_layers`), which a Be window or a thin crystal tilts towards Kβ. The windows
+    are windows 0..n-1 (Kα) and n..2n-1 (Kβ) of ``lo``/``hi``/``side``.
     """
     import xraylib
 
@@ -198,8 +248,12 @@ def window_ratio_th(
     n = len(elements)
     out = np.zeros((calib.shape[0], n))
     for d in range(calib.shape[0]):
+        seen = layers[d] if layers else []
         for k, symbol in enumerate(elements):
-            lines = radiative_group_lines(xraylib.SymbolToAtomicNumber(symbol), "K")
+            lines = [
+                (e, r * efficiency(seen, e))
+                for e, r in radiative_group_lines(xraylib.SymbolToAtomicNumber(symbol), "K")
+            ]
             ia = sum(r * _net_share(e, calib[d], lo[d, k], hi[d, k], side[d, k]) for e, r in lines)
             ib = sum(
                 r * _net_share(e, calib[d], lo[d, n + k], hi[d, n + k], side[d, n + k])

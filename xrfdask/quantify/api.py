@@ -207,7 +207,8 @@ def _absorption(
     if compat:  # xrf_proc: RadRate(KL3) / RadRate(KM3)
         th = np.broadcast_to(consts.ratio_th, (len(detectors), len(consts.elements)))
     else:  # what the windows take in of every K line, at the detector's resolution
-        th = absorption.window_ratio_th(consts.elements, lo, hi, side, calib)
+        layers = absorption.detector_layers(detectors, calibration, config)
+        th = absorption.window_ratio_th(consts.elements, lo, hi, side, calib, layers)
     ratio_th = xr.DataArray(
         th,
         dims=("detector", "absorber"),
