@@ -1,7 +1,8 @@
 """Self-absorption correction by the Kα/Kβ ratio (spec ``xrf_proc.md`` section 6.5).
 
 For each absorber element e the measured Kα1/Kβ1 ratio of every pixel, against its theoretical
-value R_th = RadRate(KL3) / RadRate(KM3) (xraylib), gives the mass thickness of an absorbing
+value R_th (xrf_proc: RadRate(KL3) / RadRate(KM3), xraylib; here that of the windows, below),
+gives the mass thickness of an absorbing
 layer on the exit path, rho t_e = (ln R_exp - ln R_th) / (mu_b - mu_a) [g/cm²], with mu the
 matrix's total mass-attenuation coefficients (xraylib, as xrf_proc) at Kα1 and Kβ1. rho t is the
 maximum over the absorbers; each line n is corrected by f_n = exp(rho t mu_n) (f_n > 1000: 1, not
