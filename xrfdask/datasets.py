@@ -64,7 +64,15 @@ import xraylib
 
 from xrfdask.physics import fwhm, iupac_lines
 
-__all__ = ["example_dataset", "example_truth", "example_geopixe", "ELEMENTS", "LINE_GROUPS"]
+__all__ = [
+    "example_dataset",
+    "example_truth",
+    "example_geopixe",
+    "quantification_map",
+    "quantification_lines",
+    "ELEMENTS",
+    "LINE_GROUPS",
+]
 
 # --------------------------------------------------------------------------------------------
 # Instrument (written into the .GeoPIXE header and used by the model)
@@ -813,3 +821,127 @@ def _header(model: _Model, pixel_mm: float) -> dict[str, Any]:
         for d in range(model.n_detectors)
     ]
     return {"File Header": file_header, "X-ray Source": source, "Detector": detectors}
+
+
+# --------------------------------------------------------------------------------------------
+# Reference and sample maps for quantification (issue 10's truth tests)
+
+_Q_EXCITATION_KEV = 20.0
+_Q_GAIN_KEV = 0.0125
+_Q_NCHAN = 2048
+
+
+def quantification_map(
+    concentrations: dict[str, Any],
+    *,
+    shape: tuple[int, int] = (8, 8),
+    areal_density: float = 0.01,
+    i0: float = 1e5,
+    sensitivity: float = 1e-5,
+    layer: tuple[float, dict[str, float]] | None = None,
+    background: float = 2.0,
+    noise: float = _NOISE_KEV,
+    seed: int = 0,
+) -> xr.Dataset:
+    """A small synchrotron-like raw map generated from chosen concentrations (one detector).
+
+    The physics is simple and stated, so tests can recover what went in:
+
+    - monochromatic excitation at 20 keV; thin sample of ``areal_density`` (g/cm²): an element's
+      areal concentration is c_A = c [ppm] x areal_density [µg/cm²];
+    - each K line l of an element (xraylib, every line of the K shell) gives, in expectation,
+      ``I0 x sensitivity x c_A x CS_FluorLine_Kissel_Cascade(Z, l, 20 keV) x exp(-rho t mu(E_l))``
+      photons, the exponential being the exit-path transmission of an optional absorbing
+      ``layer`` = (rho t [g/cm²], {symbol: mass fraction}) (xraylib ``CS_Total``), no incidence
+      term: the model of xrf_proc's self-absorption correction (spec 6.5);
+    - Gaussian peaks of PyMca's FWHM (``noise``, Fano 0.114) on 2048 channels of 12.5 eV
+      (zero 0), a Rayleigh peak at 20 keV and a Compton peak at 19.25 keV (both proportional to
+      I0), a flat background of ``background`` counts per channel at I0 = 1e5;
+    - I0 varies by +-20 % over the map; the live fraction (0.80-0.95) scales the recorded counts,
+      ``ocr`` = recorded counts per second (dwell 1 s) and ``icr = ocr / live``; Poisson counts
+      from ``numpy.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    concentrations : dict
+        Symbol -> ppm (a number, or a (y, x) array for a gradient).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``spectra`` (y, x, detector, channel) float64 counts, ``icr``, ``ocr`` (y, x, detector),
+        ``I0``, ``acquisition_time`` (y, x), coordinate ``energy`` (keV); attrs
+        ``excitation_keV``, ``areal_density``. An element's true yield (dead-time-corrected
+        counts per I0 count per µg/cm², no layer) is ``sensitivity`` times the sum of the
+        cross-sections of :func:`quantification_lines`.
+    """
+    ny, nx = shape
+    rng = np.random.default_rng(seed)
+    energy = np.arange(_Q_NCHAN) * _Q_GAIN_KEV
+    yy, xx = np.meshgrid(np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")
+    flux = i0 * (1.0 + 0.2 * np.sin(2.1 * yy + 1.3 * xx))
+    live = 0.875 + 0.075 * np.cos(1.7 * yy - 2.3 * xx)
+    expected = np.zeros((ny, nx, _Q_NCHAN))
+
+    def gauss(centre: float, extra: float = 0.0) -> np.ndarray:
+        sigma = math.hypot(fwhm(centre, noise, _FANO), extra) / (2 * math.sqrt(2 * math.log(2)))
+        z = (energy - centre) / sigma
+        return np.exp(-0.5 * z * z) / (sigma * math.sqrt(2 * math.pi)) * _Q_GAIN_KEV
+
+    for symbol, conc in concentrations.items():
+        c_a = np.broadcast_to(np.asarray(conc, dtype=float), shape) * areal_density
+        spectrum = np.zeros(_Q_NCHAN)
+        for e_line, cs in quantification_lines(symbol):
+            spectrum += cs * _transmission(e_line, layer) * gauss(e_line)
+        expected += (flux * sensitivity * c_a)[:, :, None] * spectrum
+    compton = _Q_EXCITATION_KEV / (1 + _Q_EXCITATION_KEV / 510.99895)
+    scatter = 1e-2 * gauss(_Q_EXCITATION_KEV) + 5e-2 * gauss(compton, 0.026 * compton)
+    expected += flux[:, :, None] * (scatter + background / 1e5)
+    counts = rng.poisson(expected * live[:, :, None]).astype(np.float64)
+    ocr = counts.sum(-1)
+    dims = ("y", "x", "detector")
+    return xr.Dataset(
+        {
+            "spectra": (("y", "x", "detector", "channel"), counts[:, :, None, :]),
+            "icr": (dims, (ocr / live)[:, :, None]),
+            "ocr": (dims, ocr[:, :, None]),
+            "I0": (("y", "x"), flux),
+            "acquisition_time": (("y", "x"), np.ones(shape)),
+        },
+        coords={
+            "y": np.arange(ny, dtype=float),
+            "x": np.arange(nx, dtype=float),
+            "detector": ["channel00"],
+            "channel": np.arange(_Q_NCHAN),
+            "energy": ("channel", energy, {"units": "keV"}),
+        },
+        attrs={"excitation_keV": _Q_EXCITATION_KEV, "areal_density": areal_density},
+    )
+
+
+def quantification_lines(symbol: str) -> list[tuple[float, float]]:
+    """(energy keV, cross-section cm²/g) of the K lines :func:`quantification_map` emits."""
+    z = xraylib.SymbolToAtomicNumber(symbol)
+    out = []
+    for level, _, macro in iupac_lines():
+        if level != "K":
+            continue
+        try:
+            e = xraylib.LineEnergy(z, macro)
+            cs = xraylib.CS_FluorLine_Kissel_Cascade(z, macro, _Q_EXCITATION_KEV)
+        except ValueError:
+            continue
+        if e > 0 and cs > 0:
+            out.append((e, cs))
+    return out
+
+
+def _transmission(energy: float, layer: tuple[float, dict[str, float]] | None) -> float:
+    if layer is None:
+        return 1.0
+    rho_t, composition = layer
+    mu = sum(
+        w * xraylib.CS_Total(xraylib.SymbolToAtomicNumber(s), energy)
+        for s, w in composition.items()
+    )
+    return math.exp(-rho_t * mu)

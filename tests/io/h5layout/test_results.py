@@ -100,8 +100,10 @@ def result(group: str, rng) -> xr.Dataset:
                 "line": LINES,
                 "variable": ["Fe K", "Ca K", "Zn K"],
                 "component": ["PC0", "PC1", "PC2"],
+                "references": ["a.h5", "b.h5"],
+                "absorber": ["Fe", "Zn"],
             }[field.var]
-            coords[field.var] = labels
+            coords[field.var] = (field.dims, labels)
         elif field.kind == "text":
             data_vars[field.var] = (
                 ("detector",),
@@ -147,7 +149,7 @@ def test_every_result_group_round_trips(tmp_path, group, backend):
             assert [str(v) for v in got.values] == list(var.values)
         else:
             np.testing.assert_array_equal(got.values, var.values, err_msg=name)
-    for name in ("line", "variable", "component"):
+    for name in ("line", "variable", "component", "references", "absorber"):
         if name in ds.coords:
             assert list(back[name].values) == list(ds[name].values)
     assert back.attrs["note"] == f"{group} test" and "LastUpdated" in back.attrs

@@ -97,8 +97,11 @@ RESULT_GROUPS: dict[str, GroupSchema] = {
             "concentration",
             Field("sum/int", "sum_concentration", ("line",)),
             Field("sum/int_stddev", "sum_concentration_error", ("line",)),
-            Field("refs", "references", (), "text", compress=False),
-            Field("ratio_exp", "ratio_exp", ("y", "x")),
+            # refs: a list of strings (xrf_proc writes the repr of an array: read as one name).
+            Field("refs", "references", ("reference",), "names", compress=False),
+            # Every absorber's ratio (xrf_proc keeps the last one only, as (y, x): read as one).
+            Field("absorbers", "absorber", ("absorber",), "names", compress=False),
+            Field("ratio_exp", "ratio_exp", ("absorber", "y", "x")),
             Field("ratio_th", "ratio_th", ("absorber",)),
             Field("rhot", "rhot", ("y", "x")),
         ),

@@ -726,7 +726,9 @@ def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
         dims = f.dims
         if "y" in dims and shape is not None:
             y_axis = dims.index("y")
-            if len(stored) == len(dims) - 1:  # 1-D scan: the y axis was dropped (bands along x)
+            if dims[0] == "absorber" and tuple(stored) == tuple(shape):  # xrf_proc: one absorber
+                array = reader.lazy_banded(p, 0, _budget(chunks))[None]
+            elif len(stored) == len(dims) - 1:  # 1-D scan: the y axis was dropped (bands along x)
                 array = da.expand_dims(reader.lazy_banded(p, y_axis, _budget(chunks)), axis=y_axis)
             elif len(stored) == len(dims):
                 array = reader.lazy_banded(p, y_axis, _budget(chunks))
