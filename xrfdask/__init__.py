@@ -28,6 +28,7 @@ from xrfdask.io.geopixe.writer import to_geopixe
 from xrfdask.io.h5layout import FileLockedError, open_h5, open_zarr, to_h5, to_zarr
 from xrfdask.io.npy import to_npy
 from xrfdask.normalise import normalise  # binds the function over its module's name
+from xrfdask.quantify import div_by_cnc, quantify
 from xrfdask.regrid import parse_scan_command, regrid
 from xrfdask.runtime import connect, progress
 
@@ -45,6 +46,7 @@ __all__ = [
     "convert_id15",
     "convert_p06",
     "datasets",
+    "div_by_cnc",
     "fit",
     "index_geopixe",
     "open_geopixe",
@@ -54,6 +56,7 @@ __all__ = [
     "open_zarr",
     "parse_scan_command",
     "progress",
+    "quantify",
     "read_cnc",
     "regrid",
     "testing",
