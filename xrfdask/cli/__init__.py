@@ -7,6 +7,7 @@
     xrfdask convert --p06 SCANDIR [OUT]
     xrfdask fit FILE [--config CFG] [--elements Fe Cu ...] [--method linear|pymca|full]
                 [--detector N|sum] -o OUT.h5|OUT.zarr
+    xrfdask detlim FILE --cnc CNC [CNC ...] [--tilt DEG] [-o OUT] [--png [FILE.png]] [--overwrite]
     xrfdask demo [--out DIR]
 
 Errors from bad input print one line (``xrfdask: error: …``) and exit with status 1; bad
@@ -29,7 +30,7 @@ from xrfdask.cli.common import Parser, make_parents, run_command
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``xrfdask --help`` lists them; each is a module of this package.
-COMMANDS: tuple[str, ...] = ("info", "readout", "convert", "fit", "demo")
+COMMANDS: tuple[str, ...] = ("info", "readout", "convert", "fit", "detlim", "demo")
 
 
 def command(name: str) -> ModuleType:
