@@ -333,31 +333,39 @@ def test_two_references_side_by_side_round_trip(tmp_path, suffix):
             assert f["elyield/nist611.cnc/channel00/yield"].shape == (c.sizes["line"],)
 
 
+def xrf_proc_file(path, p, b, i0, t) -> float:
+    """raw/ and norm/ of one channel as xrf_proc writes them (spec 1.1); returns norm/I0."""
+    normto = float(i0.max())
+    pn, bn = p / i0.sum() * normto, b / i0.sum() * normto
+    ny, nx = i0.shape
+    with h5py.File(path, "w") as f:
+        f["cmd"] = f"dmesh samx 0 1 {nx - 1} samy 0 1 {ny - 1} 0.5"
+        f.create_dataset("raw/I0", data=i0)
+        f.create_dataset("raw/acquisition_time", data=t)
+        f.create_dataset("raw/channel00/spectra", data=np.ones((ny, nx, 8), dtype=np.uint32))
+        f.create_dataset("raw/channel00/icr", data=np.ones((ny, nx)))
+        f.create_dataset("raw/channel00/ocr", data=np.ones((ny, nx)))
+        f["norm/I0"] = normto
+        f["norm"].attrs["TmNorm"] = "False"
+        ch = f.create_group("norm/channel00")
+        ch["names"] = np.array([n.encode() for n in LINES])  # fixed-length S<n>
+        ch["ims"] = np.ones((len(LINES), ny, nx))
+        ch["ims_stddev"] = np.ones((len(LINES), ny, nx))
+        ch["sum/int"] = pn
+        ch["sum/bkg"] = bn
+        ch["sum/int_stddev"] = pn * np.sqrt(p + 2 * b) / p
+        ch["sum/bkg_stddev"] = bn * np.sqrt(b) / b
+    return normto
+
+
 def test_reads_what_xrf_proc_writes(tmp_path):
     """norm/ and raw/ written by hand as xrf_proc writes them (spec 1.1), then its detlim/."""
     p, b = raw_sums(10, ndet=1)
     i0 = np.full((2, 3), 1.0e4)
     t = np.full((2, 3), 0.5)
-    normto = float(i0.max())
-    pn, bn = p[0] / i0.sum() * normto, b[0] / i0.sum() * normto
     path = tmp_path / "xrf_proc.h5"
-    with h5py.File(path, "w") as f:
-        f["cmd"] = "dmesh samx 0 1 2 samy 0 1 1 0.5"
-        f.create_dataset("raw/I0", data=i0)
-        f.create_dataset("raw/acquisition_time", data=t)
-        f.create_dataset("raw/channel00/spectra", data=np.ones((2, 3, 8), dtype=np.uint32))
-        f.create_dataset("raw/channel00/icr", data=np.ones((2, 3)))
-        f.create_dataset("raw/channel00/ocr", data=np.ones((2, 3)))
-        f["norm/I0"] = normto
-        f["norm"].attrs["TmNorm"] = "False"
-        ch = f.create_group("norm/channel00")
-        ch["names"] = np.array([n.encode() for n in LINES])  # fixed-length S<n>
-        ch["ims"] = np.ones((len(LINES), 2, 3))
-        ch["ims_stddev"] = np.ones((len(LINES), 2, 3))
-        ch["sum/int"] = pn
-        ch["sum/bkg"] = bn
-        ch["sum/int_stddev"] = pn * np.sqrt(p[0] + 2 * b[0]) / p[0]
-        ch["sum/bkg_stddev"] = bn * np.sqrt(b[0]) / b[0]
+    normto = xrf_proc_file(path, p[0], b[0], i0, t)
+    with h5py.File(path, "a") as f:
         # detlim/elyield as calc_detlim writes them: names vlen bytes, unit vlen str.
         f["detlim/nist613.cnc/unit"] = "ppm"
         g = f.create_group("detlim/nist613.cnc/channel00")
