@@ -10,7 +10,7 @@ import pytest
 
 import xrfdask.io.h5layout as layout
 from tests.conftest import SHARED
-from tests.test_detlim import raw_sums, xrf_proc_file
+from tests.detlim.test_limits import raw_sums, xrf_proc_file
 from xrfdask.detlim import detection_limits
 
 CNC = SHARED / "data" / "cnc"

@@ -8,7 +8,7 @@ from matplotlib.container import BarContainer
 
 import xrfdask.plot
 from tests.conftest import SHARED
-from tests.test_detlim import make_nrm, raw_sums
+from tests.detlim.test_limits import make_nrm, raw_sums
 from xrfdask.detlim import detection_limits
 
 CNC = SHARED / "data" / "cnc"

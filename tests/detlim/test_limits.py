@@ -1,4 +1,4 @@
-"""Detection limits and yields (xrfdask/detlim.py) against spec 5.2-5.4 computed by hand."""
+"""Detection limits and yields (xrfdask/detlim/limits.py) against spec 5.2-5.4 computed by hand."""
 
 from __future__ import annotations
 

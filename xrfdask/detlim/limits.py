@@ -291,7 +291,7 @@ def detection_limits(
         cnc; 1σ), ``elemental_yield``, ``elemental_yield_error`` (counts per I0 count, per I0
         count x s with TmNorm, per µg/cm²); ``norm_sum_area``, ``norm_sum_background`` (and
         their errors) (detector, norm_line): the reference's normalised sums of every fitted
-        line; per line ``z``, ``energy`` (coordinates), ``reference_concentration``,
+        line; per line ``z``, ``line_energy`` (coordinates), ``reference_concentration``,
         ``areal_concentration``, ``information_depth``. attrs: ``cnc`` (file basename, the group
         key), ``unit``, ``yield_unit``, ``tilt``, ``I0``, ``TmNorm``, ``I0_total_raw``,
         ``compat``. ``xd.to_h5(dl, path)`` writes ``detlim/<cnc>`` and ``elyield/<cnc>``.
@@ -379,7 +379,7 @@ def detection_limits(
         },
         coords={
             "z": ("line", ref.z),
-            "energy": ("line", ref.energy, {"units": "keV", "long_name": "alpha-1 energy"}),
+            "line_energy": ("line", ref.energy, {"units": "keV", "long_name": "alpha-1 energy"}),
         },
     )
     norm = nrm[list(_SUMS)].rename(line="norm_line")
