@@ -109,3 +109,33 @@ def test_bad_input_one_line(run, ref_file, tmp_path, sample_path):
     assert code == 2 and "read and write an .h5 or .zarr file" in err
     with h5py.File(ref_file) as f:
         assert "detlim" not in f
+
+
+def test_maps_from_the_raw_spectra_and_the_fit_configuration(run, tmp_path):
+    from tests.detlim.test_maps import base_spectrum, config, raw_map
+    from xrfdask.fit.config import config_to_text
+
+    t = np.full((3, 4), 0.5)
+    path = tmp_path / "ref.h5"
+    layout.to_h5(raw_map(base_spectrum(), t), path)
+    lines = ["Fe K", "Cu K", "Compt"]
+    p, b = np.array([2e5, 4e4, 1e6]), np.array([3e3, 2e3, 1e5])
+    i0 = 1e4 * t
+    with h5py.File(path, "a") as f:
+        fit = f.create_group("fit/channel00")
+        fit["names"] = [n.encode() for n in lines]
+        fit["ims"] = np.ones((3, 3, 4))
+        fit["cfg"] = config_to_text(config())
+        norm = f.create_group("norm/channel00")
+        norm["names"] = np.array([n.encode() for n in lines])
+        norm["ims"] = np.ones((3, 3, 4))
+        norm["sum/int"] = p / i0.sum() * i0.max()
+        norm["sum/bkg"] = b / i0.sum() * i0.max()
+        norm["sum/int_stddev"] = np.zeros(3)
+        norm["sum/bkg_stddev"] = np.zeros(3)
+        f["norm/I0"] = i0.max()
+        f["norm"].attrs["TmNorm"] = "False"
+    png = tmp_path / "maps.png"
+    code, out, err = run("detlim", str(path), "--cnc", NIST613, "--maps", str(png))
+    assert code == 0, err
+    assert png.exists() and f"1 s detection-limit maps (nist613.cnc) -> {png}" in out

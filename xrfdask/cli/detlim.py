@@ -53,6 +53,12 @@ def register(subparsers, parents: Parents) -> argparse.ArgumentParser:
         metavar="FILE.png",
         help="also plot the limits against Z (default name: <OUT stem>_<detector>_DL.png)",
     )
+    p.add_argument(
+        "--maps",
+        metavar="FILE.png",
+        help="also draw FILE's per-pixel 1 s detection-limit maps for the first CNC (from the "
+        "raw/ spectra and the fit/ configuration; one PNG per detector)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing detlim/elyield")
     return p
 
@@ -103,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
             f"{cnc}: detection limits and yields of {dl.sizes['line']} lines "
             f"({', '.join(map(str, dl.line.values))}) -> {out} (detlim/{cnc}, elyield/{cnc})"
         )
+    if args.maps:
+        _draw_maps(args, nrm, raw, results[0])
     if args.png:
         from xrfdask.plot import detection_limits as plot
 
@@ -111,3 +119,23 @@ def run(args: argparse.Namespace) -> int:
             plot(results, png, detector=label)
             print(f"detection limits plot -> {png}")
     return 0
+
+
+def _draw_maps(args: argparse.Namespace, nrm, raw, dl) -> None:
+    """Per-pixel detection limits of FILE itself (the fit's configuration from its fit/)."""
+    from xrfdask.detlim import detection_limit_maps
+    from xrfdask.io.convert import open_map
+    from xrfdask.plot import element_maps
+    from xrfdask.runtime import progress
+
+    fit = open_map(args.file, group="fit")
+    config = fit.attrs.get("config")
+    if not config and "config" in fit:
+        config = str(fit["config"].values.reshape(-1)[0])  # eager-ok: the cfg text or path
+    raw = raw if raw is not None else open_map(args.file, group="raw")
+    maps = detection_limit_maps(raw, nrm, dl, config=config)
+    labels = list(dl["detector"].values)
+    with progress(label="detection-limit maps "):
+        for label, png in zip(labels, _png_paths(args.maps, args.maps, labels), strict=True):
+            element_maps(maps, png, variable="detection_limit_1s", detector=label)
+            print(f"1 s detection-limit maps ({dl.attrs['cnc']}) -> {png}")

@@ -130,6 +130,15 @@ def _config_of(config: Any, nrm: xr.Dataset | None) -> Any:
     )
 
 
+def _load(config: Any) -> dict:
+    """A configuration from a path, a dict or a ``.cfg`` text (the fit's ``attrs["config"]``)."""
+    from xrfdask.fit.config import config_from_text, load_config
+
+    if isinstance(config, str) and "\n" in config:
+        return load_config(config_from_text(config))
+    return load_config(config)
+
+
 def _pixel_flux(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
     """(I0, t) per pixel: the map's ``I0`` and ``acquisition_time``; for a ``.GeoPIXE`` map
     without I0 the tube current (µA) x dwell (s), and the dwell as the time."""
@@ -182,7 +191,8 @@ def detection_limit_maps(
         ``reference_concentration`` and ``norm_sum_area``): its lines, sensitivity
         k = P_norm / (I0n c) per detector, unit and TmNorm.
     config : PyMca configuration, optional
-        The fit's (path, text or dict): calibration, noise, Fano, fit range, SNIP width, filter
+        The fit's (a .cfg path, a dict, or the text of a fit result's ``attrs["config"]``):
+        calibration, noise, Fano, fit range, SNIP width, filter
         width, anchors and excitation.
 
     Returns
@@ -200,7 +210,7 @@ def detection_limit_maps(
         ``dl`` without the reference's sums, detectors of ``dl`` missing from ``ds``, no I0 or
         time per pixel.
     """
-    from xrfdask.fit.config import load_config, validate_config
+    from xrfdask.fit.config import validate_config
     from xrfdask.fit.model import build_model
 
     for name in ("reference_concentration", "norm_sum_area"):
@@ -220,7 +230,7 @@ def detection_limit_maps(
     nchan = spectra.sizes["channel"]
     with warnings.catch_warnings():  # the fit has said what it had to say about its config
         warnings.simplefilter("ignore")
-        cfg = validate_config(load_config(_config_of(config, nrm)), nchan=nchan, method="linear")
+        cfg = validate_config(_load(_config_of(config, nrm)), nchan=nchan, method="linear")
     if not int(cfg["fit"].get("stripflag", 0)):
         raise ConfigError(
             "fit.stripflag is 0: detection-limit maps use the SNIP background of the linear fit"
