@@ -99,7 +99,8 @@ def test_line_windows_by_hand():
     assert abs(w[:, 0].sum() - 6 * fe_sigma / GAIN) < 2
 
 
-def test_flat_background_every_pixel_by_hand():
+@pytest.mark.parametrize("background", ["scaled", "pixel"])
+def test_flat_background_every_pixel_by_hand(background):
     """Constant spectra: SNIP returns them unchanged, so B_i = c t_i sum_p r_p n_p x icr/ocr."""
     rng = np.random.default_rng(1)
     t = rng.uniform(0.5, 1.5, (3, 4))
@@ -108,7 +109,7 @@ def test_flat_background_every_pixel_by_hand():
     ds = raw_map(np.full(NCH, 7.0), t, icr=icr, ocr=ocr, i0_rate=3e4)
     p, b = [2e5, 4e4, 1e6], [3e3, 2e3, 1e5]
     dl = reference(p, b, i0_total=6e5, time_total=20.0)
-    maps = detection_limit_maps(ds, None, dl, config=config())
+    maps = detection_limit_maps(ds, None, dl, config=config(), background=background)
     assert isinstance(maps.detection_limit.data, da.Array)  # lazy
     assert list(maps.line.values) == ["Fe K", "Cu K"]
     w, _ = line_windows(["Fe K", "Cu K"], config(), 50, 900)
@@ -136,8 +137,9 @@ def base_spectrum() -> np.ndarray:
     )
 
 
+@pytest.mark.parametrize("background", ["scaled", "pixel"])
 @pytest.mark.parametrize("tm", [False, True])
-def test_homogeneous_reference_agrees_with_the_sum_formula(tm):
+def test_homogeneous_reference_agrees_with_the_sum_formula(tm, background):
     """On a homogeneous map every pixel's 1 s limit is DL1 of the sum formula 3 sqrt(B T) / P c,
     B the map's total background under the windows. Homogeneous: counts proportional to the
     I0 counts (TmNorm: I0 a rate, counts proportional to I0 t); counting times differ."""
@@ -147,12 +149,14 @@ def test_homogeneous_reference_agrees_with_the_sum_formula(tm):
     ds = raw_map(base_spectrum(), t, i0=i0)
     cfg = config()
     # The reference's background: the window sums of the maps themselves (any P will do).
-    probe = detection_limit_maps(ds, None, reference([1, 1, 1], [1, 1, 1], 1.0, 1.0), config=cfg)
+    probe = detection_limit_maps(
+        ds, None, reference([1, 1, 1], [1, 1, 1], 1.0, 1.0), config=cfg, background=background
+    )
     b_total = probe.background_counts.sum(("y", "x")).values[0]
     i0_total = float((i0 * t).sum()) if tm else float(i0.sum())
     p = [2e5, 4e4, 1e6]
     dl = reference(p, [*b_total, 1.0], i0_total, float(t.sum()), tm=tm)
-    maps = detection_limit_maps(ds, None, dl, config=cfg).compute()
+    maps = detection_limit_maps(ds, None, dl, config=cfg, background=background).compute()
     for line in ("Fe K", "Cu K"):
         want = dl.detection_limit_1s.sel(line=line).item()
         one = maps.detection_limit_1s.sel(line=line, detector=0)
@@ -162,6 +166,31 @@ def test_homogeneous_reference_agrees_with_the_sum_formula(tm):
     # The SNIP background follows the smooth continuum, not the peaks: B_Fe is a few hundred
     # counts per second (about 19 per channel under about 20 channels), not the peak's 5000.
     assert 250 < b_total[0] / t.sum() < 500
+
+
+def test_sparse_spectra_pixel_snip_is_biased_low_scaled_is_not():
+    """Poisson spectra of a homogeneous map at a few counts per channel: the pixels' own SNIP
+    hugs the noise's lower envelope; the scaled background keeps the sum spectrum's total."""
+    rng = np.random.default_rng(4)
+    t = np.ones((6, 6))
+    base = base_spectrum() / 20  # about 1 count per channel of background under Fe K
+    ds = raw_map(base, t)
+    ds["spectra"] = ds.spectra.copy(data=rng.poisson(ds.spectra.values).astype(np.float64))
+    dl = reference([2e5, 4e4, 1e6], [3e3, 2e3, 1e5], 6e5, 36.0)
+    cfg = config()
+    scaled = detection_limit_maps(ds, None, dl, config=cfg).compute()
+    pixel = detection_limit_maps(ds, None, dl, config=cfg, background="pixel").compute()
+    # The sum spectrum's SNIP background under the windows, by hand.
+    from xrfdask.fit.background import snip_background
+
+    total = ds.spectra.values.sum(axis=(0, 1))[0, 50:900]
+    w, _ = line_windows(["Fe K", "Cu K"], cfg, 50, 900)
+    anchors = [0, 849]  # PyMca's default anchors of a trimmed spectrum (no configured ones)
+    b_sum = snip_background(total[None], 30, filter_width=5, anchors=anchors)[0] @ w
+    np.testing.assert_allclose(scaled.background_counts.sum(("y", "x"))[0], b_sum, rtol=1e-9)
+    own = pixel.background_counts.sum(("y", "x"))[0].values
+    assert (own < 0.2 * b_sum).all()  # SNIP of each sparse spectrum: 6 % and 1 % here
+    assert (scaled.detection_limit > 0).all()
 
 
 def test_chunk_invariant_and_masked(tmp_path):
@@ -212,5 +241,7 @@ def test_bad_input():
         detection_limit_maps(ds, None, dl.drop_vars("reference_concentration"), config=CONFIG)
     with pytest.raises(ConfigError, match=r"detectors \[5\]"):
         detection_limit_maps(ds, None, dl.assign_coords(detector=[5]), config=CONFIG)
+    with pytest.raises(ConfigError, match="background='snip'"):
+        detection_limit_maps(ds, None, dl, config=CONFIG, background="snip")
     with pytest.raises(ConfigError, match="no 'I0'"):
         detection_limit_maps(ds.drop_vars("I0"), None, dl, config=CONFIG)

@@ -13,7 +13,7 @@ I0 count x s with TmNorm) its expected counts per concentration unit are s_i = k
 - ``detection_limit_1s`` = ``detection_limit`` · √(t_i / 1 s): the 1 s equivalent. On a
   homogeneous reference map (B_i = B/N, t_i = T/N, I0_i = ΣI0/N) it equals DL₁ exactly.
 
-B_i is the per-pixel background the linear fit subtracts: PyMca's Savitzky-Golay + SNIP
+The background is the one the linear fit subtracts: PyMca's Savitzky-Golay + SNIP
 (:func:`xrfdask.fit.background.snip_background`) with the configuration's ``snipwidth``,
 ``stripfilterwidth`` and anchors, over the fit range, exactly as
 :func:`~xrfdask.fit.model.build_model` sets them up for the fit. It is summed over each line's
@@ -21,9 +21,20 @@ B_i is the per-pixel background the linear fit subtracts: PyMca's Savitzky-Golay
 weighted by the line's share of its group (the lines of :func:`xrfdask.physics.group_lines`
 under the configured excitation, ratios summing to 1), as PyMca's ``statistics`` weights the
 sum-spectrum windows; then dead-time corrected (x icr/ocr, or / (1 - deadtime/100)) like the
-peak areas. The sum-spectrum B (PyMca's ``statistics - fitarea``) also counts neighbouring lines
-under the windows, which a smooth background does not: where lines overlap, map limits are
-lower than the sum-spectrum ones.
+peak areas. Two estimates of B_i (``background=``):
+
+- ``"pixel"``: the SNIP background of the pixel's own spectrum. SNIP follows the lower envelope
+  of the noise, so it is right for spectra with many counts per channel and far too low for
+  sparse ones (the 16 x 16 pixel, 100 ms example map: the pixels' SNIP backgrounds under Fe K add
+  up to 2.4 % of the sum spectrum's; many pixels get B_i = 0 and a limit of 0);
+- ``"scaled"`` (default): the sum spectrum's SNIP background under each window, shared among the
+  pixels in proportion to each pixel's own SNIP background over the whole fit range (thousands
+  of channels, so the noise and the envelope bias largely cancel): B_ij = B_j(sum) · S_i / ΣS.
+  The totals then agree with the sum spectrum's whatever the counts.
+
+The sum-spectrum B of :func:`detection_limits` (PyMca's ``statistics - fitarea``) also counts
+neighbouring lines under the windows, which a smooth background does not: where lines overlap
+(Pb L and M on the example map), map limits are lower than the sum-spectrum ones.
 
 One pass over the spectra, chunked like the map: each block is trimmed, stripped by the compiled
 SNIP and multiplied by a (channels x lines) window matrix; everything after is elementwise.
@@ -175,6 +186,7 @@ def detection_limit_maps(
     dl: xr.Dataset,
     *,
     config: Any = None,
+    background: str = "scaled",
 ) -> xr.Dataset:
     """The detection limit of every pixel of a map, from its own background and counting time.
 
@@ -194,6 +206,15 @@ def detection_limit_maps(
         The fit's (a .cfg path, a dict, or the text of a fit result's ``attrs["config"]``):
         calibration, noise, Fano, fit range, SNIP width, filter
         width, anchors and excitation.
+    background : {"scaled", "pixel"}, default "scaled"
+        ``"pixel"``: B_i is the SNIP background of pixel i's own spectrum under the windows.
+        Right for spectra with many counts per channel; SNIP follows the lower envelope of
+        Poisson noise, so sparse spectra (a few counts per channel) give far too low a
+        background (on the 100 ms example map: 2 % of the sum spectrum's under Fe K) and
+        limits near 0. ``"scaled"``: the sum spectrum's SNIP background under each window,
+        shared among the pixels in proportion to each pixel's own SNIP background over the
+        whole fit range, B_ij = B_j(sum) · S_i / ΣS: the background's shape from the sum, its
+        level from the pixel, so the totals agree with the sum spectrum whatever the counts.
 
     Returns
     -------
@@ -221,6 +242,8 @@ def detection_limit_maps(
             )
     if "spectra" not in ds:
         raise ConfigError("detection-limit maps need the raw map (a 'spectra' variable)")
+    if background not in ("scaled", "pixel"):
+        raise ConfigError(f"background={background!r}: expected 'scaled' or 'pixel'")
     labels = dl["detector"].values.tolist()  # eager-ok: labels
     missing = [lb for lb in labels if lb not in ds["detector"].values.tolist()]  # eager-ok: labels
     if missing:
@@ -245,32 +268,45 @@ def detection_limit_maps(
     else:
         sums = np.asarray(data.sum(axis=(0, 1), dtype=np.float64).compute())  # eager-ok: sum
     npix = spectra.sizes["y"] * spectra.sizes["x"]
-    params = []
+    params, sum_windows = [], []
     for d, label in enumerate(labels):
         model = build_model(cfg, sums[d], npixels=npix, data_dtype=data.dtype, detector=label)
         w, _ = line_windows(lines, model.config, model.xmin, model.xmax)
-        params.append(
-            {
-                "xmin": model.xmin,
-                "xmax": model.xmax,
-                "snip": model.snip_width,
-                "filter": model.filter_width,
-                "anchors": model.anchors,
-                "dtype": model.result_dtype,
-                "w": w,
-            }
-        )
+        # One more column of ones: the pixel's whole background over the fit range (S_i).
+        w = np.concatenate([w, np.ones((w.shape[0], 1))], axis=1)
+        param = {
+            "xmin": model.xmin,
+            "xmax": model.xmax,
+            "snip": model.snip_width,
+            "filter": model.filter_width,
+            "anchors": model.anchors,
+            "dtype": np.dtype(np.float64),
+            "w": w,
+        }
+        sum_windows.append(_block_background(sums[d][None, None, None, :], [param])[0, 0, 0])
+        param["dtype"] = model.result_dtype  # pixels: in the fit's own precision
+        params.append(param)
     bkg = data.map_blocks(
         _block_background,
         params,
-        chunks=(data.chunks[0], data.chunks[1], (len(labels),), (len(lines),)),
+        chunks=(data.chunks[0], data.chunks[1], (len(labels),), (len(lines) + 1,)),
         dtype=np.float64,
         name="detlim-map-background",
     )
     dims = ("y", "x", "detector", "line")
     coords = {k: v for k, v in spectra.coords.items() if k in ("y", "x")}
     coords |= {"detector": labels, "line": lines}
-    b = xr.DataArray(bkg, dims=dims, coords=coords) * _deadtime_factor(ds)
+    own = xr.DataArray(bkg[..., :-1], dims=dims, coords=coords)
+    if background == "scaled":
+        total = xr.DataArray(bkg[..., -1], dims=dims[:3], coords={"detector": labels})
+        share = total / total.sum(("y", "x"))
+        of_sum = xr.DataArray(
+            np.asarray(sum_windows)[:, :-1],
+            dims=dims[2:],
+            coords={"detector": labels, "line": lines},
+        )
+        own = (share * of_sum).assign_coords(own.coords)
+    b = own * _deadtime_factor(ds)
     i0, t = _pixel_flux(ds)
     tmnorm = str(dl.attrs.get("TmNorm", "False")) == "True"
     ref = dl["norm_sum_area"].sel(norm_line=lines).rename(norm_line="line")
@@ -297,7 +333,7 @@ def detection_limit_maps(
             "cnc": dl.attrs.get("cnc", ""),
             "unit": unit,
             "window_sigmas": _WINDOW_SIGMAS,
-            "background": "PyMca SNIP of the linear fit, per pixel",
+            "background": background,
         },
     )
     return out
