@@ -69,7 +69,7 @@ def test_output_elsewhere_and_png(run, ref_file, tmp_path):
     out = tmp_path / "limits.zarr"
     code, stdout, err = run("detlim", str(ref_file), "--cnc", NIST613, "-o", str(out), "--png")
     assert code == 0, err
-    png = tmp_path / "limits_channel00_DL.png"
+    png = tmp_path / "limits_ch0_DL.png"
     assert png.exists() and f"detection limits plot -> {png}" in stdout
     got = layout.open_zarr(out, group="elyield/nist613.cnc")
     want = expected(ref_file, NIST613)

@@ -51,7 +51,7 @@ def register(subparsers, parents: Parents) -> argparse.ArgumentParser:
         nargs="?",
         const=True,
         metavar="FILE.png",
-        help="also plot the limits against Z (default name: <OUT stem>_<detector>_DL.png)",
+        help="also plot the limits against Z (default: <OUT stem>_ch<k>_DL.png per detector)",
     )
     p.add_argument(
         "--maps",
@@ -64,15 +64,14 @@ def register(subparsers, parents: Parents) -> argparse.ArgumentParser:
 
 
 def _png_paths(png, out: str, labels: list) -> list[str]:
-    from xrfdask.io.h5layout.schema import channel_name
-
+    """One PNG per detector, named as xrf_proc names them (``<stem>_ch<k>_DL.png``)."""
     if png is True:
         stem = os.path.splitext(out.rstrip("/"))[0]
-        return [f"{stem}_{channel_name(label)}_DL.png" for label in labels]
+        return [f"{stem}_ch{k}_DL.png" for k in range(len(labels))]
     if len(labels) == 1:
         return [png]
     stem, ext = os.path.splitext(png)
-    return [f"{stem}_{channel_name(label)}{ext or '.png'}" for label in labels]
+    return [f"{stem}_ch{k}{ext or '.png'}" for k in range(len(labels))]
 
 
 def run(args: argparse.Namespace) -> int:

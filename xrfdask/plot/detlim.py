@@ -64,17 +64,19 @@ def _series(dls: Sequence[xr.Dataset], times: Sequence[str], detector) -> list[d
 
 
 def _top_labels(series: list[dict]) -> dict[int, str]:
-    """``El-line`` labels per Z; lines sharing a Z stacked in descending-DL order."""
-    best: dict[str, float] = {}
+    """``El-line`` labels per Z; lines sharing a Z stacked in descending order of their mean
+    limit over the series (as xrf_proc orders them)."""
+    values: dict[str, list[float]] = {}
     zof: dict[str, int] = {}
     for s in series:
         for name, z, dl in zip(s["lines"], s["z"], s["dl"], strict=True):
             label = "-".join(name.split(None, 1))
-            best[label] = max(best.get(label, -np.inf), dl)
+            values.setdefault(label, []).append(float(dl))
             zof[label] = int(z)
+    mean = {n: float(np.mean(v)) for n, v in values.items()}
     out: dict[int, str] = {}
     for z in sorted(set(zof.values())):
-        names = sorted((n for n in zof if zof[n] == z), key=lambda n: -best[n])
+        names = sorted((n for n in zof if zof[n] == z), key=lambda n: -mean[n])
         out[z] = "\n".join(names)
     return out
 
@@ -124,8 +126,9 @@ def detection_limits(
     Returns
     -------
     matplotlib.figure.Figure
-        Axes: ``fig.axes[0]`` the limits (series labelled ``<cnc stem>_<time>``, trend curves
-        with ``gid="trend"``); in marker mode ``fig.axes[1]`` the top axis of line labels.
+        ``fig.axes[0]`` holds the limits (series labelled ``<cnc stem>_<time>``, trend curves
+        with ``gid="trend"``); in marker mode its ``child_axes[0]`` is the top axis of line
+        labels.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MultipleLocator
@@ -151,7 +154,7 @@ def detection_limits(
             bars = ax.bar(x, s["dl"], width, yerr=3 * s["err"], capsize=3, label=s["label"])
             handles.append(bars)
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels([n.replace(" ", "-") for n in names], rotation=90)
+        ax.set_xticklabels([n.replace(" ", "-") for n in names], fontsize=_TOP_SIZE)
     else:
         for k, s in enumerate(series):
             container = ax.errorbar(
@@ -174,14 +177,10 @@ def detection_limits(
                     label=f"_trend {s['label']}",
                 )
         ax.xaxis.set_minor_locator(MultipleLocator(1))
-        ax.set_xlabel("Atomic Number [Z]", fontsize=_TITLE_SIZE)
+        ax.set_xlabel("Atomic Number (Z)", fontsize=_TITLE_SIZE)
         if top:
-            lo, hi = min(top) - 1, max(top) + 1
-            ax.set_xlim(lo, hi)
-            sec = ax.twiny()
-            sec.set_xlim(lo, hi)
-            sec.set_xticks(list(top))
-            sec.set_xticklabels(list(top.values()), fontsize=_TOP_SIZE)
+            sec = ax.secondary_xaxis("top")  # follows the Z axis
+            sec.set_xticks(list(top), labels=list(top.values()), fontsize=_TOP_SIZE)
     ax.set_yscale("log")
     ax.tick_params(axis="both", which="major", labelsize=_TICK_SIZE)
     unit = series[0]["unit"] if series else "ppm"
