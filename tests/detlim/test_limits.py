@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import dask.array as da
 import h5py
 import numpy as np
 import pytest
@@ -389,3 +390,12 @@ def test_reads_what_xrf_proc_writes(tmp_path):
     nrm = layout.open_h5(path, group="norm")
     dl = detection_limits(nrm, NIST613, raw=layout.open_h5(path))
     check(dl, p, b, read_cnc(NIST613), i0_total=i0.sum(), t=t.sum(), normto=normto, rtol=1e-10)
+
+
+def test_lazy_sums_stay_lazy():
+    p, b = raw_sums(13)
+    nrm = make_nrm(p, b)
+    lazy = detection_limits(nrm.chunk(), NIST613)
+    for name in ("detection_limit_1s", "detection_limit_1000s_error", "elemental_yield"):
+        assert isinstance(lazy[name].data, da.Array)
+    xr.testing.assert_allclose(lazy.compute(), detection_limits(nrm, NIST613))
