@@ -245,3 +245,41 @@ def test_bad_input():
         detection_limit_maps(ds, None, dl, config=CONFIG, background="snip")
     with pytest.raises(ConfigError, match="no 'I0'"):
         detection_limit_maps(ds.drop_vars("I0"), None, dl, config=CONFIG)
+
+
+def test_geopixe_map_tube_charge_and_deadtime():
+    """A .GeoPIXE-like map: I0 = tube current (uA) x dwell (s), time = dwell, B_i / (1 - dt)."""
+    from xrfdask.datasets import example_dataset
+    from xrfdask.fit import make_fit_config
+
+    ds = example_dataset(shape=(3, 4), n_detectors=1)
+    cfg = make_fit_config(ds, ["Fe", "Cu"])
+    dims = ("detector", "line")
+    nrm = xr.Dataset(
+        {
+            "sum_area": (dims, [[2e3, 5e2, 1e4]]),
+            "sum_background": (dims, [[3e2, 2e2, 1e3]]),
+            "sum_area_error": (dims, np.zeros((1, 3))),
+            "sum_background_error": (dims, np.zeros((1, 3))),
+            "I0_total": ("detector", [240.0]),
+            "time_total": ("detector", [1.2]),
+        },
+        coords={"detector": [0], "line": ["Fe K", "Cu K", "Compt"]},
+        attrs={"I0": 20.0, "TmNorm": "False"},
+    )
+    dl = detection_limits(nrm, NIST613)
+    maps = detection_limit_maps(ds, None, dl, config=cfg, background="pixel").compute()
+    plain = detection_limit_maps(
+        ds.drop_vars("deadtime"), None, dl, config=cfg, background="pixel"
+    ).compute()
+    live = 1 - ds.deadtime.values.astype(float) / 100
+    np.testing.assert_allclose(
+        maps.background_counts.values, plain.background_counts.values / live[..., None], rtol=1e-6
+    )
+    k = dl.norm_sum_area.sel(norm_line=["Fe K", "Cu K"]).values / 20.0
+    k = k / dl.reference_concentration.values
+    flux = 200.0 * 0.1  # tube current (uA) x dwell (s)
+    np.testing.assert_allclose(
+        maps.detection_limit.values * k * flux, 3 * np.sqrt(maps.background_counts.values)
+    )
+    np.testing.assert_allclose(maps.detection_limit_1s, maps.detection_limit * np.sqrt(0.1))
