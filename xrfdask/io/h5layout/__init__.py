@@ -168,7 +168,7 @@ def _write_pair(ds: xr.Dataset, path: str, overwrite: bool, write) -> str:
 def _has_group(path: str, group: str) -> bool:
     if os.path.isdir(path):
         return os.path.isdir(os.path.join(path, group))
-    import h5py
+    from xrfdask.io.h5layout.stores import open_h5_file
 
-    with h5py.File(path, "r") as f:
+    with open_h5_file(path, "r") as f:
         return group in f
