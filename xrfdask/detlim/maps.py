@@ -30,7 +30,9 @@ peak areas. Two estimates of B_i (``background=``):
 - ``"scaled"`` (default): the sum spectrum's SNIP background under each window, shared among the
   pixels in proportion to each pixel's own SNIP background over the whole fit range (thousands
   of channels, so the noise and the envelope bias largely cancel): B_ij = B_j(sum) · S_i / ΣS.
-  The totals then agree with the sum spectrum's whatever the counts.
+  The totals then agree with the sum spectrum's whatever the counts; the price is that the
+  pixel's background level is one number for all its lines (every line's map has the same
+  pattern, scaled), where ``"pixel"`` follows each window separately.
 
 The sum-spectrum B of :func:`detection_limits` (PyMca's ``statistics - fitarea``) also counts
 neighbouring lines under the windows, which a smooth background does not: where lines overlap
@@ -214,7 +216,8 @@ def detection_limit_maps(
         limits near 0. ``"scaled"``: the sum spectrum's SNIP background under each window,
         shared among the pixels in proportion to each pixel's own SNIP background over the
         whole fit range, B_ij = B_j(sum) · S_i / ΣS: the background's shape from the sum, its
-        level from the pixel, so the totals agree with the sum spectrum whatever the counts.
+        level from the pixel (one level for all of its lines), so the totals agree with the sum
+        spectrum whatever the counts.
 
     Returns
     -------
