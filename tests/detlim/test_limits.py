@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import dask.array as da
 import h5py
@@ -399,3 +400,25 @@ def test_lazy_sums_stay_lazy():
     for name in ("detection_limit_1s", "detection_limit_1000s_error", "elemental_yield"):
         assert isinstance(lazy[name].data, da.Array)
     xr.testing.assert_allclose(lazy.compute(), detection_limits(nrm, NIST613))
+
+
+XRF_PROC_FILE = Path(__file__).resolve().parents[1] / "data" / "xrf_proc_groups.h5"
+
+
+def test_xrf_procs_own_calc_detlim_on_its_own_norm():
+    """tests/data/xrf_proc_groups.h5: norm/ and detlim/, elyield/ written by xrf_proc itself
+    (its norm_xrf_batch and calc_detlim, nist613.cnc); compat="xrf_proc" gives its numbers."""
+    if not XRF_PROC_FILE.exists():
+        pytest.skip(f"{XRF_PROC_FILE} is not there yet")
+    nrm = layout.open_h5(XRF_PROC_FILE, group="norm")
+    dl = detection_limits(nrm, NIST613, raw=layout.open_h5(XRF_PROC_FILE), compat="xrf_proc")
+    theirs = layout.open_h5(XRF_PROC_FILE, group="detlim/nist613.cnc")
+    yields = layout.open_h5(XRF_PROC_FILE, group="elyield/nist613.cnc")
+    assert list(dl.line.values) == list(theirs.line.values) == list(yields.line.values)
+    for name in ("1s", "1s_error", "1000s", "1000s_error"):
+        var = f"detection_limit_{name}"
+        np.testing.assert_allclose(dl[var].values, theirs[var].values, rtol=1e-12)
+    for var in ("elemental_yield", "elemental_yield_error"):
+        np.testing.assert_allclose(dl[var].values, yields[var].values, rtol=1e-12)
+    fixed = detection_limits(nrm, NIST613, raw=layout.open_h5(XRF_PROC_FILE))
+    assert (fixed.detection_limit_1s_error < theirs.detection_limit_1s_error).all()
