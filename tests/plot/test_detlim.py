@@ -86,3 +86,14 @@ def test_few_points_no_trend_and_missing_variable(dls):
     assert not [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "trend"]
     with pytest.raises(ValueError, match="detection_limit_10s"):
         xrfdask.plot.detection_limits(dls[0], times=["10s"])
+
+
+def test_limits_read_back_from_a_file(tmp_path, dls):
+    import xrfdask.io.h5layout as layout
+
+    path = tmp_path / "ref.h5"
+    layout.to_h5(dls[0], path)
+    stored = layout.open_h5(path, group="detlim/nist613.cnc")  # no z coordinate: from names
+    fig = xrfdask.plot.detection_limits(stored, detector=0)
+    first = fig.axes[0].containers[0][0]
+    np.testing.assert_array_equal(first.get_xdata(), dls[0].z.values)

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from xrfdask.physics import line_element
-
 __all__ = ["detection_limits"]
 
 _MARKERS = ("o", "s", "d", "p", "^", "v")
@@ -34,8 +32,10 @@ def _series(dls: Sequence[xr.Dataset], times: Sequence[str], detector) -> list[d
         lines = [str(v) for v in np.asarray(one["line"].values)]  # eager-ok: labels
         if "z" in one.coords:
             z = np.asarray(one["z"].values, dtype=int)  # eager-ok: per line
-        else:
+        else:  # read back from a file: Z from the names (xraylib only then)
             import xraylib
+
+            from xrfdask.physics import line_element
 
             z = np.array([xraylib.SymbolToAtomicNumber(line_element(n)) for n in lines])
         for t in times:
