@@ -275,9 +275,9 @@ def detection_limits(
         by sin(tilt), as xrf_proc does.
     raw : xarray.Dataset, optional
         The raw map (``I0``, ``acquisition_time``), needed when ``nrm`` lacks ``I0_total``/
-        ``time_total`` (a ``norm/`` group read from a file, xrf_proc's included): ΣI0 (Σ(I0·t)
-        with TmNorm) and Σt are then taken over its pixels (the ``valid`` ones where ``nrm``
-        has that mask), as xrf_proc takes them from ``raw/``.
+        ``time_total`` (a ``norm/`` group xrf_proc wrote): ΣI0 (Σ(I0·t) with TmNorm) and Σt are
+        then taken over its pixels (the ``valid`` ones where ``nrm`` has that mask), as
+        xrf_proc takes them from ``raw/``. With TmNorm it also gives ``I0_total_raw`` (ΣI0).
     compat : {None, "xrf_proc"}
         ``"xrf_proc"``: the original's detection-limit errors, with the full relative error of
         B where √B contributes half of it (spec 12.13). Default: the correct ε_B/2.
@@ -293,8 +293,9 @@ def detection_limits(
         their errors) (detector, norm_line): the reference's normalised sums of every fitted
         line; per line ``z``, ``line_energy`` (coordinates), ``reference_concentration``,
         ``areal_concentration``, ``information_depth``. attrs: ``cnc`` (file basename, the group
-        key), ``unit``, ``yield_unit``, ``tilt``, ``I0``, ``TmNorm``, ``I0_total_raw``,
-        ``compat``. ``xd.to_h5(dl, path)`` writes ``detlim/<cnc>`` and ``elyield/<cnc>``.
+        key), ``unit``, ``yield_unit``, ``tilt``, ``I0``, ``TmNorm``, ``I0_total_raw`` (the
+        reference's ΣI0; NaN with TmNorm and no ``raw``), ``compat``. ``xd.to_h5(dl, path)``
+        writes ``detlim/<cnc>`` and ``elyield/<cnc>``.
 
     Raises
     ------
