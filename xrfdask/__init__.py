@@ -46,6 +46,8 @@ __all__ = [
     "convert_id15",
     "convert_p06",
     "datasets",
+    "detection_limit_maps",
+    "detection_limits",
     "div_by_cnc",
     "fit",
     "index_geopixe",
@@ -70,6 +72,8 @@ _LAZY_MODULES = {"datasets", "testing"}  # imported on first use (xraylib, subpr
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {
+    "detection_limit_maps": "xrfdask.detlim",
+    "detection_limits": "xrfdask.detlim",
     "read_cnc": "xrfdask.io.cnc",
 }
 

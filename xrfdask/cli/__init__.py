@@ -8,6 +8,7 @@
     xrfdask fit FILE [--config CFG] [--elements Fe Cu ...] [--method linear|pymca|full]
                 [--detector N|sum] -o OUT.h5|OUT.zarr
     xrfdask normalise FILE [--I0norm V] [--tmnorm] [--regrid snake|time] [-o OUT]
+    xrfdask detlim FILE --cnc CNC [CNC ...] [--tilt DEG] [-o OUT] [--png [FILE.png]] [--overwrite]
     xrfdask quantify FILE --ref REF.h5 [--ref ...] [--norm-line Rayl] [--absorb Fe --matrix CNC]
                 [--density D --thickness T] [--overwrite]
     xrfdask demo [--out DIR]
@@ -32,7 +33,9 @@ from xrfdask.cli.common import Parser, make_parents, run_command
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``xrfdask --help`` lists them; each is a module of this package.
-COMMANDS: tuple[str, ...] = ("info", "readout", "convert", "fit", "normalise", "quantify", "demo")
+COMMANDS: tuple[str, ...] = (
+    "info", "readout", "convert", "fit", "normalise", "detlim", "quantify", "demo",
+)  # fmt: skip
 
 
 def command(name: str) -> ModuleType:

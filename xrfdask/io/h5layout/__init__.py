@@ -126,6 +126,8 @@ def to_h5(
     Replacing a result group unlinks its old datasets, but HDF5 does not shrink a file (nor, by
     default, remember the freed space once it is closed): ``h5repack in.h5 out.h5`` reclaims it.
     """
+    if _is_detlim_pair(obj, group):
+        return _write_pair(obj, os.fspath(path), overwrite, write_h5)
     return write_h5(_layout(obj, group, os.fspath(path)), os.fspath(path), overwrite=overwrite)
 
 
@@ -137,4 +139,40 @@ def to_zarr(
     Workers write the chunks in parallel; ``xr.open_zarr(store, group="raw/channel00")`` reads any
     group directly and :func:`open_zarr` returns the same Datasets as :func:`open_h5`.
     """
+    if _is_detlim_pair(obj, group):
+        return _write_pair(obj, os.fspath(store), overwrite, write_zarr)
     return write_zarr(_layout(obj, group, os.fspath(store)), os.fspath(store), overwrite=overwrite)
+
+
+def _is_detlim_pair(obj, group: str | None) -> bool:
+    """A detection-limits result: it fills ``detlim/<cnc>`` and ``elyield/<cnc>``."""
+    return (
+        group is None
+        and isinstance(obj, xr.Dataset)
+        and "detection_limit_1s" in obj
+        and "elemental_yield" in obj
+    )
+
+
+def _write_pair(ds: xr.Dataset, path: str, overwrite: bool, write) -> str:
+    """Write ``detlim/<cnc>`` then ``elyield/<cnc>``; existing groups are refused before either
+    is written (without ``overwrite``), so a refusal leaves the file as it was."""
+    layouts = [_layout(ds, g, path) for g in ("detlim", "elyield")]
+    if not overwrite and os.path.exists(path):
+        for layout in layouts:
+            if _has_group(path, layout.group):
+                raise FileExistsError(
+                    f"{path}: group '{layout.group}' exists; pass overwrite=True to replace it"
+                )
+    for layout in layouts:
+        write(layout, path, overwrite=overwrite)
+    return path
+
+
+def _has_group(path: str, group: str) -> bool:
+    if os.path.isdir(path):
+        return os.path.isdir(os.path.join(path, group))
+    from xrfdask.io.h5layout.stores import open_h5_file
+
+    with open_h5_file(path, "r") as f:
+        return group in f

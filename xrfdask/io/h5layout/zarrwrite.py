@@ -68,7 +68,7 @@ def _replace_group(layout: Layout, store: str, overwrite: bool) -> None:
         if os.path.exists(old):
             shutil.rmtree(old)
         # Group attributes above the written group (e.g. detlim/ for detlim/<cnc>).
-        root = zarr.open_group(store, mode="r+")
+        root = zarr.open_group(store, mode="r+", use_consolidated=False)  # the new group too
         for gpath, attrs in layout.group_attrs.items():
             if gpath != group and not gpath.startswith(group + "/"):
                 root.require_group(gpath).attrs.update(attrs)
