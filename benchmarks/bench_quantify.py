@@ -48,7 +48,7 @@ with dask.config.set(scheduler="threads", num_workers=2):
     fit = xd.fit(raw, cfg)
     xd.to_h5(fit, path)
     raw, fit = xd.open_h5(path), xd.open_h5(path, group="fit")
-    nrm = xd.normalise(raw, fit, errors="poisson")
+    nrm = xd.normalise(raw, fit, errors="xrf_proc")
     xd.to_h5(nrm, path)
     nrm = xd.open_h5(path, group="norm")
     dl = xd.detection_limits(nrm, cnc, raw=raw)

@@ -57,7 +57,7 @@ def fit_result(seed=1, chunks=2) -> xr.Dataset:
     )
 
 
-def by_hand(ds, fit, tmnorm=False, I0norm=None, poisson=False, valid=None):
+def by_hand(ds, fit, tmnorm=False, I0norm=None, errors="fit", valid=None):
     """Spec 4.3 with masked pixels taken out: numpy on the whole (small) arrays.
 
     The sums' dead-time factor is the fit's (spec 3.7: sum(icr) / sum(ocr)), over the pixels
@@ -71,7 +71,11 @@ def by_hand(ds, fit, tmnorm=False, I0norm=None, poisson=False, valid=None):
     normto = I0norm if I0norm is not None else i0[valid.any(-1)].max()
     f = icr / ocr
     area = np.clip(fit.peak_area.values * f[..., None], 0, None)
-    sigma = np.sqrt(area) if poisson else fit.peak_area_error.values * f[..., None]
+    sigma = {
+        "fit": fit.peak_area_error.values * f[..., None],
+        "poisson": np.sqrt(area * f[..., None]),  # counting error of the recorded counts
+        "xrf_proc": np.sqrt(area),
+    }[errors]
     den = (i0 * t if tmnorm else i0)[..., None, None]
     norm = np.where(valid[..., None], area / den * normto, np.nan)
     err = np.where(valid[..., None], sigma / den * normto, np.nan)
@@ -94,12 +98,12 @@ def by_hand(ds, fit, tmnorm=False, I0norm=None, poisson=False, valid=None):
 
 
 @pytest.mark.parametrize("tmnorm", [False, True])
-@pytest.mark.parametrize("errors", ["fit", "poisson"])
+@pytest.mark.parametrize("errors", ["fit", "poisson", "xrf_proc"])
 def test_formulas_by_hand(tmnorm, errors):
     ds, fit = raw_map(), fit_result()
     nrm = xd.normalise(ds, fit, tmnorm=tmnorm, errors=errors)
     assert isinstance(nrm.normalised.data, da.Array)  # lazy
-    want = by_hand(ds, fit, tmnorm=tmnorm, poisson=errors == "poisson")
+    want = by_hand(ds, fit, tmnorm=tmnorm, errors=errors)
     got = nrm.compute()
     for name in ("normalised", "normalised_error", "sum_area", "sum_background"):
         np.testing.assert_allclose(got[name].values, want[name], rtol=1e-12, err_msg=name)
@@ -111,10 +115,10 @@ def test_formulas_by_hand(tmnorm, errors):
     assert got.normalised.values[0, 1, 0, 1] == 0.0  # the negative area, clipped
 
 
-def test_I0norm_and_poisson_error_is_xrf_procs_relative_error_times_value():
+def test_I0norm_and_xrf_procs_error_is_its_relative_error_times_value():
     ds, fit = raw_map(), fit_result()
-    got = xd.normalise(ds, fit, I0norm=1e4, errors="poisson").compute()
-    want = by_hand(ds, fit, I0norm=1e4, poisson=True)
+    got = xd.normalise(ds, fit, I0norm=1e4, errors="xrf_proc").compute()
+    want = by_hand(ds, fit, I0norm=1e4, errors="xrf_proc")
     np.testing.assert_allclose(got.normalised.values, want["normalised"], rtol=1e-12)
     # xrf_proc's relative error sqrt(I)/I, times the normalised value: the absolute error.
     area = np.clip(fit.peak_area.values * (ds.icr / ds.ocr).values[..., None], 0, None)
@@ -230,9 +234,14 @@ def test_bad_input_one_line_errors(change, message):
 def test_errors_fit_without_errors_and_bad_I0norm():
     with pytest.raises(ConfigError, match="errors='fit' but the fit result has no"):
         xd.normalise(raw_map(), fit_result().drop_vars("peak_area_error"), errors="fit")
-    # Without the fit's errors, "auto" falls back to Poisson and says so.
+    # Without the fit's errors, or with a linear fit's (one model error for every pixel),
+    # "auto" takes counting statistics and says so; per-pixel weighted fits' errors are kept.
     nrm = xd.normalise(raw_map(), fit_result().drop_vars("peak_area_error"))
     assert nrm.attrs["error_source"] == "poisson"
+    assert xd.normalise(raw_map(), fit_result()).attrs["error_source"] == "poisson"
+    weighted = fit_result()
+    weighted.attrs.update(method="pymca", weight_policy=2)
+    assert xd.normalise(raw_map(), weighted).attrs["error_source"] == "fit"
     with pytest.raises(ConfigError, match="I0norm=-1 must be a positive number"):
         xd.normalise(raw_map(), fit_result(), I0norm=-1)
 

@@ -57,6 +57,7 @@ __all__ = [
     "normalise",
     "open_zarr",
     "parse_scan_command",
+    "plot",
     "progress",
     "quantify",
     "read_cnc",
@@ -68,7 +69,11 @@ __all__ = [
     "to_zarr",
 ]
 
-_LAZY_MODULES = {"datasets", "testing"}  # imported on first use (xraylib, subprocess helpers)
+_LAZY_MODULES = {
+    "datasets",
+    "plot",
+    "testing",
+}  # imported on first use (xraylib, subprocess helpers)
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {

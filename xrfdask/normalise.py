@@ -14,9 +14,10 @@ with negative areas set to 0 first. Its faults are fixed here (spec 12.6, 12.8, 
   instead of being left un-normalised or having its row's ocr replaced; masked pixels enter neither
   the I0 totals nor ``normto``;
 - errors are absolute standard deviations everywhere: the fit's own ``peak_area_error`` when it
-  has one (``errors="fit"``), Poisson ``sqrt(I)`` otherwise (``errors="poisson"``, xrf_proc's
-  choice: then ``normalised_error`` is xrf_proc's relative error times the value); the sums'
-  ``sqrt(P + 2B)`` and ``sqrt(B)`` as xrf_proc computes them.
+  is each pixel's counting error (``errors="fit"``: per-pixel weighted fits), else the counting
+  error of the recorded counts, ``f sqrt(I / f)`` (``errors="poisson"``); ``errors="xrf_proc"``
+  gives xrf_proc's ``sqrt(I)`` (then ``normalised_error`` is its relative error times the
+  value); the sums' ``sqrt(P + 2B)`` and ``sqrt(B)`` as xrf_proc computes them.
 
 The dead-time correction is the fit's (:mod:`xrfdask.deadtime_correction`): a fit in memory
 carries raw counts and its factors, a fit read from a file is corrected already.
@@ -95,6 +96,18 @@ def _time(ds: xr.Dataset) -> xr.DataArray | None:
     return None
 
 
+def _statistical(fit: xr.Dataset) -> bool:
+    """Whether the fit's ``peak_area_error`` is each pixel's counting error.
+
+    Only fits weighted by each spectrum's own counts are: PyMca's nonlinear fit (``"full"``) and
+    individual weights (``weight=2``). The linear fits' errors (no weights, or the sum spectrum's)
+    are one model error, the same for every pixel, not a pixel's statistics.
+    """
+    if "peak_area_error" not in fit:
+        return False
+    return fit.attrs.get("method") == "full" or fit.attrs.get("weight_policy") == 2
+
+
 def _check_maps(ds: xr.Dataset, fit: xr.Dataset) -> None:
     if "peak_area" not in fit:
         raise ConfigError("normalise: the fit result has no 'peak_area' (pass xd.fit's result)")
@@ -133,9 +146,12 @@ def normalise(
         Also divide by the acquisition time (xrf_proc's ``tmnorm``).
     I0 : float or array, optional
         An I0 to use instead of the map's (a number or a (y, x) map).
-    errors : {"auto", "fit", "poisson"}, default "auto"
-        Where the per-pixel errors come from: the fit's ``peak_area_error`` ("fit"; "auto" when
-        the fit has it) or the Poisson error of the corrected area ("poisson", as xrf_proc).
+    errors : {"auto", "fit", "poisson", "xrf_proc"}, default "auto"
+        Where the per-pixel errors come from: the fit's ``peak_area_error`` ("fit"; what "auto"
+        takes when those are each pixel's counting errors: ``method="full"`` or ``weight=2``),
+        counting statistics of the recorded counts, ``f sqrt(I / f)`` for an area ``I`` corrected
+        by the dead-time factor ``f`` ("poisson"; "auto" otherwise), or ``sqrt(I)``, xrf_proc's
+        ("xrf_proc", which reproduces its ``ims_stddev``; it is ``sqrt(f)`` too small).
     regrid : {"snake", "time"}, optional
         Put the result on the regular motor grid with :func:`xrfdask.regrid` (its options in
         ``regrid_options``); the motors are the raw map's.
@@ -145,11 +161,12 @@ def normalise(
     xarray.Dataset
         ``normalised``, ``normalised_error`` (y, x, detector, line; NaN where masked), ``valid``
         (y, x, detector), ``sum_area``, ``sum_background`` and their ``_error`` (detector, line;
-        absolute), ``I0_total`` (detector; sum of I0, or of I0 x t, over the valid pixels) and
-        ``time_total`` (detector; seconds). attrs: ``I0`` (``normto``), ``TmNorm`` ("True" /
-        "False", as xrf_proc writes it), ``tmnorm``, ``error_source``, ``I0_source``,
-        ``deadtime_source``. Lazy, in the fit's blocks; ``normto`` (a maximum of the small I0
-        map) is the only value computed now. :func:`xrfdask.to_h5` writes it as ``norm/``.
+        absolute), ``I0_total`` (detector; sum of I0, or of I0 x t, over the valid pixels: the
+        divisor of the sums), ``I0_raw_total`` (sum of I0) and ``time_total`` (seconds).
+        attrs: ``I0`` (``normto``), ``TmNorm`` ("True" / "False", as xrf_proc writes it),
+        ``tmnorm``, ``error_source``, ``I0_source``, ``deadtime_source``. Lazy, in the fit's
+        blocks; ``normto`` (a maximum of the small I0 map) is the only value computed now.
+        :func:`xrfdask.to_h5` writes it as ``norm/``.
 
     Raises
     ------
@@ -159,13 +176,13 @@ def normalise(
     """
     check_not_empty(ds, "normalise")
     _check_maps(ds, fit)
-    if errors not in ("auto", "fit", "poisson"):
-        raise ConfigError(f"normalise: errors={errors!r}; expected 'auto', 'fit' or 'poisson'")
+    if errors not in ("auto", "fit", "poisson", "xrf_proc"):
+        raise ConfigError(
+            f"normalise: errors={errors!r}; expected 'auto', 'fit', 'poisson' or 'xrf_proc'"
+        )
     if errors == "fit" and "peak_area_error" not in fit:
         raise ConfigError("normalise: errors='fit' but the fit result has no 'peak_area_error'")
-    source = (
-        "fit" if errors == "fit" or (errors == "auto" and "peak_area_error" in fit) else ("poisson")
-    )
+    source = errors if errors != "auto" else ("fit" if _statistical(fit) else "poisson")
     labels = list(fit["detector"].values)  # eager-ok: labels
     chunks = _map_chunks(fit)
     # Validity from the raw map's counters, whatever the fit's correction state.
@@ -194,7 +211,11 @@ def normalise(
     area = corrected["peak_area"].astype(np.float64).clip(min=0)
     if source == "fit":
         sigma = corrected["peak_area_error"].astype(np.float64)
-    else:
+    elif source == "poisson":
+        # Counting statistics of the recorded counts, scaled as the area: f sqrt(I / f).
+        f = _aligned(counters["deadtime_factor"], chunks)
+        sigma = np.sqrt(area * f)
+    else:  # xrf_proc's: sqrt of the corrected area
         sigma = np.sqrt(area)
     scale = normto / denominator.where(valid)  # masked first: no 0-division warnings
     normalised = (area * scale).transpose("y", "x", "detector", "line")
@@ -202,6 +223,7 @@ def normalise(
 
     # Sums: the corrected sum-spectrum areas per total I0 (or I0 x t) of the valid pixels.
     total = denominator.where(valid).sum(MAP)
+    i0_total = _aligned(i0, chunks).where(valid).sum(MAP)
     time_total = (
         _aligned(t, chunks).where(valid).sum(MAP) if t is not None else xr.full_like(total, np.nan)
     )
@@ -229,6 +251,7 @@ def normalise(
                 if tmnorm
                 else "sum of I0 over valid pixels"
             ),
+            "I0_raw_total": i0_total.assign_attrs(long_name="sum of I0 over valid pixels"),
             "time_total": time_total.assign_attrs(
                 long_name="acquisition time of the valid pixels", units="s"
             ),

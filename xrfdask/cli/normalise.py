@@ -30,9 +30,10 @@ def register(subparsers, parents: Parents) -> argparse.ArgumentParser:
     p.add_argument("--regrid", choices=("snake", "time"), help="regrid the scan (see xd.regrid)")
     p.add_argument(
         "--errors",
-        choices=("auto", "fit", "poisson"),
+        choices=("auto", "fit", "poisson", "xrf_proc"),
         default="auto",
-        help="per-pixel errors from the fit or Poisson (default %(default)s)",
+        help="per-pixel errors: the fit's, counting statistics, or xrf_proc's sqrt(area) "
+        "(default %(default)s)",
     )
     p.add_argument("-o", "--output", metavar="OUT", help="write norm/ here instead of FILE")
     p.add_argument("--overwrite", action="store_true", help="replace an existing norm group")

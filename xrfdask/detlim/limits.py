@@ -227,6 +227,8 @@ def _totals(nrm: xr.Dataset, raw: xr.Dataset | None, tmnorm: bool):
     stored = "I0_total" in nrm and "time_total" in nrm
     if stored and not tmnorm:
         return nrm["I0_total"], nrm["time_total"], nrm["I0_total"]
+    if stored and "I0_raw_total" in nrm:  # xrfdask's normalise records the plain sum of I0 too
+        return nrm["I0_total"], nrm["time_total"], nrm["I0_raw_total"]
     if raw is None:
         if stored:
             return nrm["I0_total"], nrm["time_total"], None

@@ -52,7 +52,7 @@ def test_norm_with_xrf_procs_relative_errors_made_absolute():
 
 def test_xrf_procs_norm_equals_xd_normalise_on_its_own_fit():
     raw, fit = xd.open_h5(FILE), xd.open_h5(FILE, group="fit")
-    mine = xd.normalise(raw, fit, errors="poisson").compute()
+    mine = xd.normalise(raw, fit, errors="xrf_proc").compute()
     theirs = xd.open_h5(FILE, group="norm").compute()
     assert mine.attrs["I0"] == theirs.attrs["I0"]
     # xrf_proc keeps float32 maps (the fit's dtype): equal to float32 precision.

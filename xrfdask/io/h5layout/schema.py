@@ -85,6 +85,7 @@ RESULT_GROUPS: dict[str, GroupSchema] = {
             # entered, and the totals that undo the normalisation of the sums.
             Field("valid", "valid", ("y", "x")),
             Field("sum/I0_total", "I0_total", (), "scalar", compress=False),
+            Field("sum/I0_raw_total", "I0_raw_total", (), "scalar", compress=False),
             Field("sum/time_total", "time_total", (), "scalar", compress=False),
             names_fixed=True,
         ),
