@@ -37,7 +37,32 @@ def _per_detector(var: xr.DataArray, labels: list[Any]) -> xr.DataArray:
     return var.sel(detector=labels)
 
 
-def deadtime_factors(ds: xr.Dataset, labels: list[Any] | None = None) -> xr.Dataset:
+def _icr_ocr_factor(icr: np.ndarray, ocr: np.ndarray) -> np.ndarray:
+    """icr / ocr where both are positive and finite, NaN elsewhere (one task per block)."""
+    ok = (icr > 0) & (ocr > 0) & np.isfinite(icr) & np.isfinite(ocr)
+    out = np.full(icr.shape, np.nan)
+    np.divide(icr, ocr, out=out, where=ok)
+    return out
+
+
+def _live_factor(dt: np.ndarray) -> np.ndarray:
+    """1 / (1 - dt / 100) for a dead time in [0, 100) percent, NaN elsewhere."""
+    dt = dt.astype(np.float64)
+    ok = np.isfinite(dt) & (dt >= 0) & (dt < 100)
+    out = np.full(dt.shape, np.nan)
+    np.divide(1.0, 1.0 - dt / 100.0, out=out, where=ok)
+    return out
+
+
+def _blocks(var: xr.DataArray, chunks: dict[str, Any] | None) -> xr.DataArray:
+    if chunks and var.chunks is not None:
+        return var.chunk({d: chunks[d] for d in var.dims if d in chunks})
+    return var
+
+
+def deadtime_factors(
+    ds: xr.Dataset, labels: list[Any] | None = None, chunks: dict[str, Any] | None = None
+) -> xr.Dataset:
     """Per-pixel and sum-spectrum dead-time factors of a raw map, lazily.
 
     Parameters
@@ -47,6 +72,9 @@ def deadtime_factors(ds: xr.Dataset, labels: list[Any] | None = None) -> xr.Data
     labels : list, optional
         Detector labels to return (a fit's ``detector`` coordinate; ``["sum"]`` for a fit of the
         detector-summed spectra). Default: every detector of ``ds``.
+    chunks : dict, optional
+        Blocks of the factors (``{"y": ..., "x": ...}``, a fit's): the counters are put in those
+        blocks first, so each factor block is one task.
 
     Returns
     -------
@@ -58,22 +86,23 @@ def deadtime_factors(ds: xr.Dataset, labels: list[Any] | None = None) -> xr.Data
     if labels is None:
         labels = list(ds["detector"].values)  # eager-ok: labels
     dims = ("y", "x", "detector")
+    ufunc = {"dask": "parallelized", "output_dtypes": [np.float64]}
     if "icr" in ds and "ocr" in ds:
-        icr = _per_detector(ds["icr"].astype(np.float64).transpose(*dims), labels)
-        ocr = _per_detector(ds["ocr"].astype(np.float64).transpose(*dims), labels)
-        valid = (icr > 0) & (ocr > 0) & np.isfinite(icr) & np.isfinite(ocr)
-        factor = (icr / ocr.where(valid)).where(valid)
+        icr = _blocks(_per_detector(ds["icr"].astype(np.float64).transpose(*dims), labels), chunks)
+        ocr = _blocks(_per_detector(ds["ocr"].astype(np.float64).transpose(*dims), labels), chunks)
+        factor = xr.apply_ufunc(_icr_ocr_factor, icr, ocr, **ufunc)
+        valid = factor.notnull()
         total = icr.where(valid).sum(("y", "x")) / ocr.where(valid).sum(("y", "x"))
         source = "icr/ocr"
     elif "deadtime" in ds:
-        dt = ds["deadtime"].astype(np.float64).transpose(*dims)
+        dt = ds["deadtime"].transpose(*dims)
         if list(labels) == ["sum"]:
             # Summed detectors: the mean dead time (counts of each detector are not known here).
-            dt = dt.mean("detector").expand_dims(detector=["sum"], axis=2)
+            dt = dt.astype(np.float64).mean("detector").expand_dims(detector=["sum"], axis=2)
         else:
             dt = dt.sel(detector=labels)
-        valid = np.isfinite(dt) & (dt >= 0) & (dt < 100)
-        factor = (1.0 / (1.0 - dt.where(valid) / 100.0)).where(valid)
+        factor = xr.apply_ufunc(_live_factor, _blocks(dt, chunks), **ufunc)
+        valid = factor.notnull()
         total = factor.mean(("y", "x"))
         source = "deadtime"
     else:

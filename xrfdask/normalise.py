@@ -186,7 +186,7 @@ def normalise(
     labels = list(fit["detector"].values)  # eager-ok: labels
     chunks = _map_chunks(fit)
     # Validity from the raw map's counters, whatever the fit's correction state.
-    counters = deadtime_factors(ds, labels)
+    counters = deadtime_factors(ds, labels, chunks={d: chunks[d] for d in MAP} if chunks else None)
     corrected = corrected_fit(fit, ds)
     i0, i0_source = _incident(ds, I0)
     t = _time(ds)

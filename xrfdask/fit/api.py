@@ -166,8 +166,9 @@ def _with_deadtime_factors(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     The areas stay raw counts in memory; the layout writers store them corrected, as xrf_proc's
     ``fit/`` is (:mod:`xrfdask.deadtime_correction`), and :func:`xrfdask.normalise` applies them.
     """
-    factors = deadtime_factors(ds, list(out["detector"].values))  # eager-ok: labels
     chunks = dict(zip(out["peak_area"].dims, out["peak_area"].chunks, strict=True))
+    labels = list(out["detector"].values)  # eager-ok: labels
+    factors = deadtime_factors(ds, labels, chunks={d: chunks[d] for d in ("y", "x")})
     factor = factors["deadtime_factor"].chunk({d: chunks[d] for d in ("y", "x", "detector")})
     out = out.assign(deadtime_factor=factor, sum_deadtime_factor=factors["sum_deadtime_factor"])
     out.attrs["deadtime_source"] = factors.attrs["deadtime_source"]
