@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -31,10 +32,27 @@ __all__ = ["deadtime_factors", "corrected_fit"]
 
 
 def _per_detector(var: xr.DataArray, labels: list[Any]) -> xr.DataArray:
-    """``var`` (y, x, detector) for the fit's detector labels (``"sum"``: summed detectors)."""
+    """``var`` (y, x, detector) for the fit's detector labels (``"sum"``: summed detectors).
+
+    Each step only where needed: on a cluster every dask layer is a task per block.
+    """
+    if var.dims != ("y", "x", "detector"):
+        var = var.transpose("y", "x", "detector")
     if list(labels) == ["sum"]:
         return var.sum("detector").expand_dims(detector=["sum"], axis=2)
+    if [v for v in var["detector"].values] == list(labels):  # eager-ok: labels
+        return var
     return var.sel(detector=labels)
+
+
+def _blockwise(func, out_dtype, *vars: xr.DataArray) -> xr.DataArray:
+    """``func`` of the arrays' blocks, one task per block (dask) or one call (numpy)."""
+    first = vars[0]
+    if isinstance(first.data, da.Array):
+        data = da.map_blocks(func, *[v.data for v in vars], dtype=out_dtype)
+    else:
+        data = func(*[np.asarray(v.data) for v in vars])
+    return first.copy(data=data)
 
 
 def _icr_ocr_factor(icr: np.ndarray, ocr: np.ndarray) -> np.ndarray:
@@ -86,22 +104,23 @@ def deadtime_factors(
     if labels is None:
         labels = list(ds["detector"].values)  # eager-ok: labels
     dims = ("y", "x", "detector")
-    ufunc = {"dask": "parallelized", "output_dtypes": [np.float64]}
     if "icr" in ds and "ocr" in ds:
-        icr = _blocks(_per_detector(ds["icr"].astype(np.float64).transpose(*dims), labels), chunks)
-        ocr = _blocks(_per_detector(ds["ocr"].astype(np.float64).transpose(*dims), labels), chunks)
-        factor = xr.apply_ufunc(_icr_ocr_factor, icr, ocr, **ufunc)
+        icr = _blocks(_per_detector(ds["icr"], labels), chunks)
+        ocr = _blocks(_per_detector(ds["ocr"], labels), chunks)
+        factor = _blockwise(_icr_ocr_factor, np.float64, icr, ocr)
         valid = factor.notnull()
+        icr, ocr = icr.astype(np.float64), ocr.astype(np.float64)
         total = icr.where(valid).sum(("y", "x")) / ocr.where(valid).sum(("y", "x"))
         source = "icr/ocr"
     elif "deadtime" in ds:
-        dt = ds["deadtime"].transpose(*dims)
+        dt = ds["deadtime"]
         if list(labels) == ["sum"]:
             # Summed detectors: the mean dead time (counts of each detector are not known here).
-            dt = dt.astype(np.float64).mean("detector").expand_dims(detector=["sum"], axis=2)
+            dt = dt.transpose(*dims).astype(np.float64).mean("detector")
+            dt = dt.expand_dims(detector=["sum"], axis=2)
         else:
-            dt = dt.sel(detector=labels)
-        factor = xr.apply_ufunc(_live_factor, _blocks(dt, chunks), **ufunc)
+            dt = _per_detector(dt, labels)
+        factor = _blockwise(_live_factor, np.float64, _blocks(dt, chunks))
         valid = factor.notnull()
         total = factor.mean(("y", "x"))
         source = "deadtime"
@@ -125,6 +144,24 @@ def deadtime_factors(
         },
         attrs=note,
     )
+
+
+def _scale_block(area: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    # In the areas' dtype, as the factor is applied to float32 areas in files: area * f.
+    return area * factor.astype(area.dtype)[..., None]
+
+
+def _scaled(var: xr.DataArray, factor: xr.DataArray) -> xr.DataArray:
+    """(y, x, detector, line) areas times the (y, x, detector) factor, one task per block."""
+    var = var.transpose("y", "x", "detector", "line")
+    factor = factor.transpose("y", "x", "detector")
+    if isinstance(var.data, da.Array):
+        f = factor.data if isinstance(factor.data, da.Array) else da.from_array(factor.values)
+        f = f.rechunk(var.data.chunks[:3])
+        data = da.blockwise(_scale_block, "yxdl", var.data, "yxdl", f, "yxd", dtype=var.dtype)
+    else:
+        data = _scale_block(np.asarray(var.values), np.asarray(factor.values))
+    return var.copy(data=data)
 
 
 def corrected_fit(fit: xr.Dataset, ds: xr.Dataset | None = None) -> xr.Dataset:
@@ -167,8 +204,7 @@ def corrected_fit(fit: xr.Dataset, ds: xr.Dataset | None = None) -> xr.Dataset:
     updates = {}
     for name in ("peak_area", "peak_area_error"):
         if name in out:
-            var = out[name]
-            updates[name] = (var * f.astype(var.dtype)).astype(var.dtype).assign_attrs(var.attrs)
+            updates[name] = _scaled(out[name], f)
     for name in ("sum_area", "sum_background"):
         if name in out:
             updates[name] = (out[name] * factors["sum_deadtime_factor"]).assign_attrs(
