@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xrfdask._jit import copy, jit
+from xrfdask._jit import jit
 
 __all__ = ["project"]
 
@@ -57,8 +57,9 @@ def _project(y, matrix, out):  # pragma: no cover - compiled
         # The last pixels go through the same code, zero-padded: every pixel's sums are made
         # the same way wherever it sits in the block.
         pad = np.zeros((_GROUP, nchan), dtype=y.dtype)
-        for k in range(tail):  # copy(), not a slice assignment: see xrfdask._jit.copy
-            copy(y[npix - tail + k], pad[k], 0, nchan)
+        for k in range(tail):  # a loop, not a slice assignment: see xrfdask._jit.copy
+            for c in range(nchan):  # (nor copy(..., 0, n): a literal 0 is one more compilation)
+                pad[k, c] = y[npix - tail + k, c]
         result = np.empty((_GROUP, matrix.shape[0]))
         _project_group(pad, matrix, result)
         for k in range(tail):
