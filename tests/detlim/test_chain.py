@@ -17,9 +17,7 @@ NIST613 = str(SHARED / "data" / "cnc" / "nist613.cnc")
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    normalise = getattr(xd, "normalise", None)
-    if normalise is None:
-        pytest.skip("xd.normalise is not there yet")
+    normalise = xd.normalise
     from xrfdask.datasets import example_dataset
     from xrfdask.fit import make_fit_config
 

@@ -408,8 +408,6 @@ XRF_PROC_FILE = Path(__file__).resolve().parents[1] / "data" / "xrf_proc_groups.
 def test_xrf_procs_own_calc_detlim_on_its_own_norm():
     """tests/data/xrf_proc_groups.h5: norm/ and detlim/, elyield/ written by xrf_proc itself
     (its norm_xrf_batch and calc_detlim, nist613.cnc); compat="xrf_proc" gives its numbers."""
-    if not XRF_PROC_FILE.exists():
-        pytest.skip(f"{XRF_PROC_FILE} is not there yet")
     nrm = layout.open_h5(XRF_PROC_FILE, group="norm")
     dl = detection_limits(nrm, NIST613, raw=layout.open_h5(XRF_PROC_FILE), compat="xrf_proc")
     theirs = layout.open_h5(XRF_PROC_FILE, group="detlim/nist613.cnc")

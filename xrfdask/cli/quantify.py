@@ -73,7 +73,7 @@ def _fit_calibration(path: str) -> dict | None:
         return None
     labels = fit["detector"].values.tolist()
     texts = {d: str(v) for d, v in zip(labels, fit["config"].values, strict=True)}
-    if not all("[detector]" in t for t in texts.values()):
+    if not all("[detector]" in t for t in texts.values()):  # eager-ok: dict
         return None
     return texts
 

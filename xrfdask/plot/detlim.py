@@ -75,7 +75,7 @@ def _top_labels(series: list[dict]) -> dict[int, str]:
             zof[label] = int(z)
     mean = {n: float(np.mean(v)) for n, v in values.items()}
     out: dict[int, str] = {}
-    for z in sorted(set(zof.values())):
+    for z in sorted(set(zof.values())):  # eager-ok: dict
         names = sorted((n for n in zof if zof[n] == z), key=lambda n: -mean[n])
         out[z] = "\n".join(names)
     return out
@@ -180,7 +180,8 @@ def detection_limits(
         ax.set_xlabel("Atomic Number (Z)", fontsize=_TITLE_SIZE)
         if top:
             sec = ax.secondary_xaxis("top")  # follows the Z axis
-            sec.set_xticks(list(top), labels=list(top.values()), fontsize=_TOP_SIZE)
+            labels = list(top.values())  # eager-ok: dict
+            sec.set_xticks(list(top), labels=labels, fontsize=_TOP_SIZE)
     ax.set_yscale("log")
     ax.tick_params(axis="both", which="major", labelsize=_TICK_SIZE)
     unit = series[0]["unit"] if series else "ppm"

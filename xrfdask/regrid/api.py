@@ -225,7 +225,7 @@ def _out_chunks(obj: xr.Dataset, plan: Plan) -> tuple[tuple[int, ...], tuple[int
     (per pixel) when the grid has the map's shape; else bands of as many pixels as its first
     block holds (:func:`xrfdask.chunks.bands`). None when nothing is lazy."""
     best = None
-    for var in obj.variables.values():
+    for var in obj.variables.values():  # eager-ok: dict
         if {"y", "x"} <= set(var.dims) and isinstance(var.data, da.Array):
             per_pixel = var.dtype.itemsize * int(
                 np.prod([n for d, n in var.sizes.items() if d not in ("y", "x")], dtype=np.int64)
