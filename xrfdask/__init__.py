@@ -42,6 +42,7 @@ __all__ = [
     "XrfdaskError",
     "XrfdaskWarning",
     "__version__",
+    "colour_map",
     "connect",
     "convert_id15",
     "convert_p06",
@@ -77,6 +78,7 @@ _LAZY_MODULES = {
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {
+    "colour_map": "xrfdask.colour",
     "detection_limit_maps": "xrfdask.detlim",
     "detection_limits": "xrfdask.detlim",
     "read_cnc": "xrfdask.io.cnc",
