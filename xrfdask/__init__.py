@@ -47,6 +47,7 @@ __all__ = [
     "convert_id15",
     "convert_p06",
     "datasets",
+    "deadtime_stats",
     "detection_limit_maps",
     "detection_limits",
     "div_by_cnc",
@@ -58,6 +59,7 @@ __all__ = [
     "normalise",
     "open_zarr",
     "parse_scan_command",
+    "predict_deadtime",
     "plot",
     "progress",
     "quantify",
@@ -70,15 +72,13 @@ __all__ = [
     "to_zarr",
 ]
 
-_LAZY_MODULES = {
-    "datasets",
-    "plot",
-    "testing",
-}  # imported on first use (xraylib, subprocess helpers)
+_LAZY_MODULES = {"datasets", "plot", "testing"}  # imported on first use (xraylib, matplotlib)
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {
     "colour_map": "xrfdask.colour",
+    "deadtime_stats": "xrfdask.deadtime",
+    "predict_deadtime": "xrfdask.deadtime",
     "detection_limit_maps": "xrfdask.detlim",
     "detection_limits": "xrfdask.detlim",
     "read_cnc": "xrfdask.io.cnc",

@@ -1,0 +1,214 @@
+"""Dead-time statistics and prediction (ReadoutXFM's ``-a`` statistics and ``-dt``; spec 4).
+
+- :func:`deadtime_stats`: per-detector mean, median, percentiles and histogram of the dead time
+  (from the record index alone), and the per-pixel total counts per detector.
+- :func:`predict_deadtime`: a map with a predicted ``deadtime`` (the measured one kept as
+  ``deadtime_measured``): ReadoutXFM HEAD's cubic in count rate (``"readoutxfm"``, float32 as it
+  writes it) or the legacy linear model (``"linear"``).
+- :func:`missing_deadtime`: which detectors have no measured dead time (spec 4.3's rule: every
+  record of the detector at 0.0).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from xrfdask.errors import ConfigError, XrfdaskWarning
+
+__all__ = [
+    "READOUTXFM_CUBIC",
+    "READOUTXFM_DOMAIN_KCPS",
+    "deadtime_stats",
+    "missing_deadtime",
+    "predict_deadtime",
+    "readoutxfm_cubic",
+]
+
+#: ReadoutXFM HEAD's coefficients (numpy Polynomial in u, domain [a, b] -> window [-1, 1]).
+READOUTXFM_CUBIC = (0.23438781, 0.21464015, 0.05402071, 0.02689396)
+READOUTXFM_DOMAIN_KCPS = (4.08008563, 99.727441)
+#: The legacy linear model's defaults (config dtcalc_a, dtcalc_c, dtcalc_cutoff).
+LINEAR_DEFAULTS = (0.8333, 0.0, 95.0)
+
+
+def _deadtime(ds: xr.Dataset) -> xr.DataArray:
+    if "deadtime" not in ds:
+        raise ConfigError("the map has no 'deadtime' variable (a .GeoPIXE map records one)")
+    return ds["deadtime"].transpose("y", "x", "detector")
+
+
+def deadtime_stats(
+    ds: xr.Dataset, *, percentiles=(5, 25, 75, 95), bins: int = 100, counts: bool = True
+) -> xr.Dataset:
+    """Per-detector statistics of a map's dead time (percent), and its count totals.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A raw map with ``deadtime`` (y, x, detector) (a ``.GeoPIXE`` map: read from the record
+        index, no spectra decoded).
+    percentiles : sequence of float
+    bins : int, default 100
+        Histogram bins over [0, 100] % (ReadoutXFM draws 100).
+    counts : bool, default True
+        Also the per-pixel total counts per detector (``counts``, lazy: one pass over the
+        spectra when computed).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean``, ``median`` (detector), ``percentile`` (detector, quantile), ``histogram``
+        (detector, bin) with ``bin_edges``, ``overall_mean`` (all detectors' pixels), ``pixels``
+        (detector: pixels with a record), and ``counts`` (y, x, detector). The statistics are
+        computed now (the dead-time map is small); pixels without a record (NaN) are left out.
+    """
+    dt = _deadtime(ds)
+    values = np.asarray(dt.values, dtype=np.float64)  # eager-ok: (y, x, detector) from the index
+    labels = list(dt["detector"].values)  # eager-ok: labels
+    flat = values.reshape(-1, values.shape[-1])
+    edges = np.linspace(0.0, 100.0, bins + 1)
+    mean, median, pct, hist, npix = [], [], [], [], []
+    for d in range(flat.shape[1]):
+        v = flat[:, d][np.isfinite(flat[:, d])]
+        npix.append(v.size)
+        mean.append(v.mean() if v.size else np.nan)
+        median.append(np.median(v) if v.size else np.nan)
+        pct.append(np.percentile(v, percentiles) if v.size else np.full(len(percentiles), np.nan))
+        hist.append(np.histogram(np.clip(v, 0, 100), bins=edges)[0])
+    every = flat[np.isfinite(flat)]
+    out = xr.Dataset(
+        {
+            "mean": ("detector", np.asarray(mean), {"units": "%"}),
+            "median": ("detector", np.asarray(median), {"units": "%"}),
+            "percentile": (("detector", "quantile"), np.asarray(pct), {"units": "%"}),
+            "histogram": (("detector", "bin"), np.asarray(hist)),
+            "bin_edges": ("bin_edge", edges, {"units": "%"}),
+            "overall_mean": ((), float(every.mean()) if every.size else np.nan, {"units": "%"}),
+            "pixels": ("detector", np.asarray(npix)),
+        },
+        coords={"detector": labels, "quantile": list(percentiles)},
+    )
+    if counts and "spectra" in ds:
+        small = ds["spectra"].dtype.kind == "u" and ds["spectra"].dtype.itemsize <= 2
+        total = ds["spectra"].sum("channel", dtype=np.uint32 if small else np.float64)
+        out["counts"] = total.transpose("y", "x", "detector").assign_attrs(
+            long_name="total counts per pixel and detector"
+        )
+    return out
+
+
+def readoutxfm_cubic(rate_kcps):
+    """ReadoutXFM HEAD's predicted dead time (%) at a count rate (counts per ms), in float64.
+
+    ``rate_kcps``: a number, a numpy or dask array or a DataArray (float64).
+    """
+    if isinstance(rate_kcps, int | float | list | tuple):
+        rate_kcps = np.asarray(rate_kcps, dtype=np.float64)
+    # numpy's Polynomial(coef, domain, window)(rate), operation for operation (so float32 of it
+    # is the original's file bit for bit), on any array type: lazy input stays lazy.
+    off, scl = np.polynomial.polyutils.mapparms(READOUTXFM_DOMAIN_KCPS, (-1.0, 1.0))
+    u = off + scl * rate_kcps
+    c0, c1, c2, c3 = READOUTXFM_CUBIC
+    return 100.0 * (c0 + u * (c1 + u * (c2 + u * c3)))
+
+
+def missing_deadtime(ds: xr.Dataset) -> list:
+    """Detectors whose every record has a dead time of exactly 0.0 (spec 4.3: not measured)."""
+    dt = np.asarray(_deadtime(ds).values)  # eager-ok: the small dead-time map
+    labels = list(ds["detector"].values)  # eager-ok: labels
+    flat = dt.reshape(-1, dt.shape[-1])
+    out = []
+    for d, label in enumerate(labels):
+        v = flat[:, d][np.isfinite(flat[:, d])]
+        if v.size and (v == 0.0).all():
+            out.append(label.item() if hasattr(label, "item") else label)
+    return out
+
+
+def predict_deadtime(
+    ds: xr.Dataset,
+    model: str = "readoutxfm",
+    *,
+    time_constant_us: float = 0.5,
+    linear=LINEAR_DEFAULTS,
+) -> xr.Dataset:
+    """The map with a predicted ``deadtime`` (%); the measured one kept as ``deadtime_measured``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A raw map with ``spectra`` and ``attrs["dwell_ms"]`` (the count rate is a pixel's total
+        counts per ms of dwell).
+    model : {"readoutxfm", "linear"}
+        ``"readoutxfm"``: ReadoutXFM HEAD's cubic in each detector's count rate (spec 4.3),
+        computed in float64 and stored in float32 as the original writes it; values outside
+        [0, 100) % are clipped (the original writes them): how many is ``deadtime_clipped``
+        (and a warning for a map in memory).
+        ``"linear"``: the legacy model ``min(a x (pixel total / dwell) / n_detectors + c, cutoff)``
+        on the pixel's total over all detectors, the same for each detector.
+    time_constant_us : float, default 0.5
+        The detector's shaping time: both models were calibrated at 0.5 µs only.
+    linear : (a, c, cutoff)
+        The legacy model's parameters (ReadoutXFM's ``dtcalc_a``, ``dtcalc_c``,
+        ``dtcalc_cutoff``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` with ``deadtime`` predicted (lazy: one pass over the spectra when computed) and
+        ``deadtime_measured``; ``attrs["deadtime_model"]``, and for ``"readoutxfm"``
+        ``attrs["deadtime_domain_kcps"]`` (the rates the cubic was fitted over).
+    """
+    if model not in ("readoutxfm", "linear"):
+        raise ConfigError(f"predict_deadtime: model={model!r}; expected 'readoutxfm' or 'linear'")
+    if time_constant_us != 0.5:
+        raise ConfigError(
+            f"predict_deadtime: the {model!r} model is calibrated for a 0.5 µs time constant, "
+            f"not {time_constant_us} µs"
+        )
+    dwell = ds.attrs.get("dwell_ms")
+    if not isinstance(dwell, int | float) or dwell <= 0:
+        raise ConfigError("predict_deadtime: the map has no dwell time (attrs['dwell_ms'])")
+    if "spectra" not in ds:
+        raise ConfigError("predict_deadtime: the dataset has no 'spectra' (a raw map is needed)")
+    small = ds["spectra"].dtype.kind == "u" and ds["spectra"].dtype.itemsize <= 2
+    counts = ds["spectra"].sum("channel", dtype=np.uint32 if small else np.float64)
+    counts = counts.transpose("y", "x", "detector").astype(np.float64)
+    if model == "readoutxfm":
+        raw = readoutxfm_cubic(counts / float(dwell))
+        outside = (raw < 0) | (raw >= 100)
+        clipped = outside.sum().assign_attrs(
+            long_name="pixel-detector values of the cubic outside [0, 100) %, clipped"
+        )
+        if not hasattr(raw.data, "dask"):  # in memory: say it now (a lazy map says it in
+            n_out = int(clipped)  # deadtime_clipped, computed with the map)
+            if n_out:
+                warnings.warn(
+                    f"predict_deadtime: {n_out} pixel-detector values of the readoutxfm cubic "
+                    "fall outside [0, 100) % (count rates beyond its fitted domain "
+                    f"{READOUTXFM_DOMAIN_KCPS[0]:g}-{READOUTXFM_DOMAIN_KCPS[1]:g} kcps); clipped",
+                    XrfdaskWarning,
+                    stacklevel=2,
+                )
+        predicted = raw.clip(0.0, float(np.nextafter(np.float32(100.0), np.float32(0.0))))
+    else:
+        a, c, cutoff = linear
+        total = counts.sum("detector")
+        value = np.minimum(a * (total / float(dwell)) / counts.sizes["detector"] + c, cutoff)
+        predicted = value.expand_dims(detector=counts["detector"]).transpose("y", "x", "detector")
+    predicted = predicted.astype(np.float32).assign_attrs(
+        {"units": "%", "long_name": f"dead time predicted ({model})"}
+    )
+    out = ds.copy()
+    if "deadtime" in ds:
+        out["deadtime_measured"] = ds["deadtime"]
+    out["deadtime"] = predicted
+    if model == "readoutxfm":
+        out["deadtime_clipped"] = clipped
+    out.attrs = {**ds.attrs, "deadtime_model": model}
+    if model == "readoutxfm":
+        out.attrs["deadtime_domain_kcps"] = list(READOUTXFM_DOMAIN_KCPS)
+    return out
