@@ -80,3 +80,41 @@ def test_missing_and_bad_input(sample_path):
         predict_deadtime(ds, "magic")
     with pytest.raises(ConfigError, match="no 'deadtime'"):
         deadtime_stats(ds.drop_vars("deadtime"))
+
+
+def _synthetic(truth, seed=0):
+    """The example map with dead times from a known monotone curve of its own count rates."""
+    ds = xd.datasets.example_dataset(shape=(24, 20))
+    rng = np.random.default_rng(seed)
+    rate = ds.spectra.sum("channel").values.astype(np.float64) / ds.attrs["dwell_ms"]
+    dt = truth(rate) + rng.normal(0, 0.3, rate.shape)
+    outliers = rng.random(rate.shape) < 0.03
+    dt[outliers] = rng.uniform(60, 90, outliers.sum())  # spikes the fit must ignore
+    dt[..., 1] = 0.0  # detector 1 never measured
+    return ds.assign(deadtime=(("y", "x", "detector"), dt.astype(np.float32))), rate
+
+
+def test_fit_model_learns_the_maps_own_curve():
+    def truth(r):
+        return 100 * (1 - np.exp(-r / 80))
+
+    ds, rate = _synthetic(truth)
+    out = predict_deadtime(ds, "fit")
+    pred = out.deadtime.values
+    assert missing_deadtime(ds) == [1]
+    # Detector 1 took detector 0's curve: close to the truth at its own rates.
+    inside = (rate[..., 1] > np.percentile(rate[..., 0], 5)) & (
+        rate[..., 1] < np.percentile(rate[..., 0], 95)
+    )
+    err = np.abs(pred[..., 1][inside] - truth(rate[..., 1][inside]))
+    assert np.median(err) < 0.5 and err.max() < 2.5
+    res = out.deadtime_fit_residual.values
+    assert 0.1 < res[0] < 0.5 and np.isnan(res[1])  # the noise level (0.3 %), spikes ignored
+    assert np.all(np.diff(pred[..., 0].ravel()[np.argsort(rate[..., 0].ravel())]) >= -1e-9)
+
+
+def test_fit_model_needs_measurements(sample_path):
+    ds = xd.open_geopixe(sample_path)
+    none = ds.assign(deadtime=ds.deadtime * 0)
+    with pytest.raises(ConfigError, match="model='fit' needs measured dead times"):
+        predict_deadtime(none, "fit")

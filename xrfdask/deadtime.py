@@ -142,15 +142,20 @@ def predict_deadtime(
     ds : xarray.Dataset
         A raw map with ``spectra`` and ``attrs["dwell_ms"]`` (the count rate is a pixel's total
         counts per ms of dwell).
-    model : {"readoutxfm", "linear"}
+    model : {"readoutxfm", "fit", "linear"}
         ``"readoutxfm"``: ReadoutXFM HEAD's cubic in each detector's count rate (spec 4.3),
         computed in float64 and stored in float32 as the original writes it; values outside
         [0, 100) % are clipped (the original writes them): how many is ``deadtime_clipped``
         (and a warning for a map in memory).
+        ``"fit"``: a monotone curve fitted to the map's own measured dead times against count
+        rate per detector (robust: binned medians, isotonic), applied to every pixel; detectors
+        without measurements take the others' curve; ``deadtime_fit_residual`` (detector) is
+        the median absolute residual. Computes the per-pixel count totals now (one pass).
         ``"linear"``: the legacy model ``min(a x (pixel total / dwell) / n_detectors + c, cutoff)``
         on the pixel's total over all detectors, the same for each detector.
     time_constant_us : float, default 0.5
-        The detector's shaping time: both models were calibrated at 0.5 µs only.
+        The detector's shaping time: ``"readoutxfm"`` and ``"linear"`` were calibrated at 0.5 µs
+        only (``"fit"`` learns from the map itself).
     linear : (a, c, cutoff)
         The legacy model's parameters (ReadoutXFM's ``dtcalc_a``, ``dtcalc_c``,
         ``dtcalc_cutoff``).
@@ -162,9 +167,11 @@ def predict_deadtime(
         ``deadtime_measured``; ``attrs["deadtime_model"]``, and for ``"readoutxfm"``
         ``attrs["deadtime_domain_kcps"]`` (the rates the cubic was fitted over).
     """
-    if model not in ("readoutxfm", "linear"):
-        raise ConfigError(f"predict_deadtime: model={model!r}; expected 'readoutxfm' or 'linear'")
-    if time_constant_us != 0.5:
+    if model not in ("readoutxfm", "fit", "linear"):
+        raise ConfigError(
+            f"predict_deadtime: model={model!r}; expected 'readoutxfm', 'fit' or 'linear'"
+        )
+    if time_constant_us != 0.5 and model != "fit":
         raise ConfigError(
             f"predict_deadtime: the {model!r} model is calibrated for a 0.5 µs time constant, "
             f"not {time_constant_us} µs"
@@ -194,6 +201,8 @@ def predict_deadtime(
                     stacklevel=2,
                 )
         predicted = raw.clip(0.0, float(np.nextafter(np.float32(100.0), np.float32(0.0))))
+    elif model == "fit":
+        predicted, residual = _fitted(ds, counts / float(dwell))
     else:
         a, c, cutoff = linear
         total = counts.sum("detector")
@@ -211,4 +220,55 @@ def predict_deadtime(
     out.attrs = {**ds.attrs, "deadtime_model": model}
     if model == "readoutxfm":
         out.attrs["deadtime_domain_kcps"] = list(READOUTXFM_DOMAIN_KCPS)
+    if model == "fit":
+        out["deadtime_fit_residual"] = residual
     return out
+
+
+def _fitted(ds: xr.Dataset, rate: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """A monotone curve of measured dead time against count rate, per detector, and its use.
+
+    Robust to outliers: the measured pixels are binned by rate (equal counts per bin), each
+    bin's median dead time and median rate are fitted by an increasing isotonic regression, and
+    the curve is interpolated linearly between them (held constant beyond). A detector without
+    measured values (spec 4.3's rule) takes the curve of the others together. The residual is
+    the median absolute difference between measured and predicted, per detector (NaN where
+    nothing was measured).
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    r = np.asarray(rate.values, dtype=np.float64)  # eager-ok: per-pixel totals (one pass)
+    dt = np.asarray(_deadtime(ds).values, dtype=np.float64)  # eager-ok: the dead-time map
+    labels = list(rate["detector"].values)  # eager-ok: labels
+    missing = set(missing_deadtime(ds))
+    measured = np.isfinite(dt) & (dt > 0) & np.isfinite(r)
+    for d, label in enumerate(labels):
+        if (label.item() if hasattr(label, "item") else label) in missing:
+            measured[..., d] = False
+    if not measured.any():
+        raise ConfigError("predict_deadtime: model='fit' needs measured dead times; none are")
+
+    def curve(x: np.ndarray, y: np.ndarray):
+        nbins = int(np.clip(x.size // 20, 2, 50))
+        order = np.argsort(x)
+        xb = [np.median(part) for part in np.array_split(x[order], nbins)]
+        yb = [np.median(part) for part in np.array_split(y[order], nbins)]
+        iso = IsotonicRegression(increasing=True).fit(xb, yb)
+        return np.asarray(xb), iso.predict(xb)
+
+    pooled = curve(r[measured], dt[measured])
+    predicted = np.empty_like(r)
+    residual = np.full(len(labels), np.nan)
+    for d in range(len(labels)):
+        ok = measured[..., d]
+        xs, ys = curve(r[..., d][ok], dt[..., d][ok]) if ok.sum() >= 40 else pooled
+        predicted[..., d] = np.interp(r[..., d], xs, ys)
+        if ok.any():
+            residual[d] = np.median(np.abs(predicted[..., d][ok] - dt[..., d][ok]))
+    coords = {k: rate.coords[k] for k in ("y", "x", "detector")}
+    out = xr.DataArray(predicted, dims=("y", "x", "detector"), coords=coords)
+    res = xr.DataArray(
+        residual, dims=("detector",), coords={"detector": rate["detector"]},
+        attrs={"long_name": "median |measured - predicted| dead time", "units": "%"},
+    )  # fmt: skip
+    return out, res
