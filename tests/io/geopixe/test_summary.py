@@ -78,3 +78,12 @@ def test_summary_of_the_sample(sample_path):
     idx = index_geopixe(sample_path)
     assert f"records         {idx.sizes['record']} of 400 (complete)" in text
     assert "dense size      3.12 MiB as uint16 (file 1.34 MiB)" in text
+
+
+def test_a_detector_without_measured_deadtime_is_said():
+    lines = format_summary(_summary(deadtime={0: (1.0, 9.5, 4.25), 1: (0.0, 0.0, 0.0)}))
+    assert lines.splitlines()[-1] == (
+        "deadtime det 1  0.00 - 0.00 % (mean 0.00 %)  not measured: every record 0.0 "
+        "(xd.predict_deadtime fills it)"
+    )
+    assert "not measured" not in lines.splitlines()[-2]

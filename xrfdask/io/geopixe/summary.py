@@ -59,5 +59,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     dense, file = format_bytes(s["dense_bytes"]), format_bytes(s["file_size"])
     lines.append(f"dense size      {dense} as uint16 (file {file})")
     for det, (lo, hi, mean) in s["deadtime"].items():
-        lines.append(f"deadtime det {det:<3}{lo:.2f} - {hi:.2f} % (mean {mean:.2f} %)")
+        line = f"deadtime det {det:<3}{lo:.2f} - {hi:.2f} % (mean {mean:.2f} %)"
+        if lo == hi == 0:  # every record at 0.0: not measured (spec 4.3's rule)
+            line += "  not measured: every record 0.0 (xd.predict_deadtime fills it)"
+        lines.append(line)
     return "\n".join(lines)
