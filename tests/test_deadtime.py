@@ -118,3 +118,18 @@ def test_fit_model_needs_measurements(sample_path):
     none = ds.assign(deadtime=ds.deadtime * 0)
     with pytest.raises(ConfigError, match="model='fit' needs measured dead times"):
         predict_deadtime(none, "fit")
+
+
+def test_counts_come_from_the_sparse_records_without_dense_blocks(sample_path, sample_dense):
+    from xrfdask.deadtime import pixel_counts
+
+    ds = xd.open_geopixe(sample_path, chunks=3)
+    counts = pixel_counts(ds)
+    assert counts.data.name.startswith("geopixe-total-")  # the reader's fast path
+    keys = {k[0] if isinstance(k, tuple) else k for k in dict(counts.data.__dask_graph__())}
+    assert all(k.startswith("geopixe-total-") for k in keys)  # no dense read task in the graph
+    got = counts.values
+    np.testing.assert_array_equal(got, sample_dense.sum(axis=3))
+    # Anything else (a sliced map) takes the dense sum, with the same numbers.
+    part = pixel_counts(ds.isel(y=slice(2, 7)))
+    np.testing.assert_array_equal(part.values, sample_dense[2:7].sum(axis=3))

@@ -23,6 +23,7 @@ __all__ = [
     "READOUTXFM_DOMAIN_KCPS",
     "deadtime_stats",
     "missing_deadtime",
+    "pixel_counts",
     "predict_deadtime",
     "readoutxfm_cubic",
 ]
@@ -38,6 +39,20 @@ def _deadtime(ds: xr.Dataset) -> xr.DataArray:
     if "deadtime" not in ds:
         raise ConfigError("the map has no 'deadtime' variable (a .GeoPIXE map records one)")
     return ds["deadtime"].transpose("y", "x", "detector")
+
+
+def pixel_counts(ds: xr.Dataset) -> xr.DataArray:
+    """(y, x, detector) total counts per spectrum, lazily: from the sparse records of a
+    ``.GeoPIXE`` map (no dense decode), else the sum of the dense spectra."""
+    from xrfdask.io import fastpaths
+
+    spectra = ds["spectra"].transpose("y", "x", "detector", "channel")
+    fast = fastpaths.pixel_totals(spectra.data)
+    if fast is not None:
+        coords = {k: spectra.coords[k] for k in ("y", "x", "detector")}
+        return xr.DataArray(fast, dims=("y", "x", "detector"), coords=coords)
+    small = spectra.dtype.kind == "u" and spectra.dtype.itemsize <= 2
+    return spectra.sum("channel", dtype=np.uint32 if small else np.float64)
 
 
 def deadtime_stats(
@@ -62,8 +77,9 @@ def deadtime_stats(
     xarray.Dataset
         ``mean``, ``median`` (detector), ``percentile`` (detector, quantile), ``histogram``
         (detector, bin) with ``bin_edges``, ``overall_mean`` (all detectors' pixels), ``pixels``
-        (detector: pixels with a record), and ``counts`` (y, x, detector). The statistics are
-        computed now (the dead-time map is small); pixels without a record (NaN) are left out.
+        (detector: pixels with a record), and ``counts`` (y, x, detector; for a ``.GeoPIXE``
+        map from the sparse records, no dense decode). The statistics are computed now (the
+        dead-time map is small); pixels without a record (NaN) are left out.
     """
     dt = _deadtime(ds)
     values = np.asarray(dt.values, dtype=np.float64)  # eager-ok: (y, x, detector) from the index
@@ -92,9 +108,7 @@ def deadtime_stats(
         coords={"detector": labels, "quantile": list(percentiles)},
     )
     if counts and "spectra" in ds:
-        small = ds["spectra"].dtype.kind == "u" and ds["spectra"].dtype.itemsize <= 2
-        total = ds["spectra"].sum("channel", dtype=np.uint32 if small else np.float64)
-        out["counts"] = total.transpose("y", "x", "detector").assign_attrs(
+        out["counts"] = pixel_counts(ds).assign_attrs(
             long_name="total counts per pixel and detector"
         )
     return out
@@ -181,9 +195,7 @@ def predict_deadtime(
         raise ConfigError("predict_deadtime: the map has no dwell time (attrs['dwell_ms'])")
     if "spectra" not in ds:
         raise ConfigError("predict_deadtime: the dataset has no 'spectra' (a raw map is needed)")
-    small = ds["spectra"].dtype.kind == "u" and ds["spectra"].dtype.itemsize <= 2
-    counts = ds["spectra"].sum("channel", dtype=np.uint32 if small else np.float64)
-    counts = counts.transpose("y", "x", "detector").astype(np.float64)
+    counts = pixel_counts(ds).astype(np.float64)
     if model == "readoutxfm":
         raw = readoutxfm_cubic(counts / float(dwell))
         outside = (raw < 0) | (raw >= 100)

@@ -21,6 +21,8 @@ Registered paths (each optional):
 ``channel_blocks(data, lo, hi, dtype) -> dict | None``
     A task per block of pixels ``(i, j)`` returning the (detector, pixels, channel lo..hi-1)
     block in ``dtype`` (a new array), the form the fit's solvers take.
+``pixel_totals(data) -> dask.array | None``
+    (y, x, detector) int64 total counts of every spectrum, lazily, in the data's blocks.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ __all__ = [
     "sum_spectrum",
     "stored_sum_spectrum",
     "channel_blocks",
+    "pixel_totals",
 ]
 
-PATHS = ("sum_spectrum", "stored_sum_spectrum", "channel_blocks")
+PATHS = ("sum_spectrum", "stored_sum_spectrum", "channel_blocks", "pixel_totals")
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
 
 
@@ -89,6 +92,12 @@ def channel_blocks(data: Any, lo: int, hi: int, dtype: Any) -> dict[tuple[int, i
     """Tasks reading each block of pixels as (detector, pixels, channels lo..hi-1), or None."""
     impl = lookup(data, "channel_blocks")
     return None if impl is None else impl(data, lo, hi, dtype)
+
+
+def pixel_totals(data: Any) -> da.Array | None:
+    """Lazy (y, x, detector) total counts of every spectrum without dense blocks, or None."""
+    impl = lookup(data, "pixel_totals")
+    return None if impl is None else impl(data)
 
 
 def block_arguments(data: Any, prefixes: str | tuple[str, ...], kind: type) -> dict | None:

@@ -262,6 +262,38 @@ def sum_records(words, k0, k1, xres, ndet, nchan, y0, nrows, x0, ncols, out):
 
 
 @jit
+def total_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
+    """Add each record's total counts to ``out[row, col, detector]`` (rows, columns, ndet).
+
+    The same walk and checks as :func:`decode_records`, with no spectrum built: a pixel's
+    counts per detector cost one pass over its sparse pairs.
+    """
+    nrows = out.shape[0]
+    ncols = out.shape[1]
+    pos = 0
+    for k in range(k0, k1):
+        status, end, d, x, y = _check_header(words, pos, k, xres, ndet, nchan)
+        if status != OK:
+            return status, k, pos
+        row = y - y0
+        col = x - x0
+        if 0 <= row < nrows and 0 <= col < ncols:
+            previous = -1
+            total = 0
+            for p in range(pos + 8, end, 2):
+                channel = np.int64(words[p])
+                if channel >= nchan:
+                    return BAD_CHANNEL, k, p
+                if channel <= previous:
+                    return UNSORTED_CHANNEL, k, p
+                previous = channel
+                total += np.int64(words[p + 1])
+            out[row, col, d] += total
+        pos = end
+    return OK, k1, pos
+
+
+@jit
 def encoded_lengths(spectra, emit, lengths):
     """Record length (bytes) of each (row, column, detector) of a dense block.
 

@@ -112,6 +112,25 @@ def sum_blocks(specs: list[BlockSpec]) -> np.ndarray:
     return out
 
 
+def total_block(spec: BlockSpec) -> np.ndarray:
+    """(rows, columns, detector) total counts of one block, from the sparse records (int64)."""
+    out = np.zeros((spec.nrows, spec.ncols, spec.ndet), dtype=np.int64)
+    if spec.k1 > spec.k0:
+        _walk_block(spec, kernels.total_records, spec.y0, spec.x0, out)
+    return out
+
+
+def _pixel_totals(spectra: da.Array) -> da.Array | None:
+    """(y, x, detector) total counts, one ``geopixe-total`` task per block, or None."""
+    specs = block_specs(spectra)
+    if specs is None:
+        return None
+    name = f"geopixe-total-{dask.base.tokenize(spectra.name)}"
+    dsk = {(name, i, j, 0): (total_block, spec) for (i, j), spec in specs.items()}
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    return da.Array(graph, name, spectra.chunks[:3], dtype=np.int64)
+
+
 _WINDOW = 1 << 20  # bytes read at a time: the window stays in the core's L2 cache while decoded
 _buffers = threading.local()  # one reusable window per thread (no fresh pages per task)
 
@@ -482,4 +501,9 @@ def _channel_blocks(
 
 # The fit and other processing reach these through the array (xrfdask.io.fastpaths), never by
 # importing this module.
-fastpaths.register("geopixe-read-", sum_spectrum=sum_spectrum, channel_blocks=_channel_blocks)
+fastpaths.register(
+    "geopixe-read-",
+    sum_spectrum=sum_spectrum,
+    channel_blocks=_channel_blocks,
+    pixel_totals=_pixel_totals,
+)
