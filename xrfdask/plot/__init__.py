@@ -1,6 +1,7 @@
 """Figures: overview images of element maps (more plots arrive with their issues)."""
 
+from xrfdask.plot.deadtime import deadtime
 from xrfdask.plot.detlim import detection_limits
 from xrfdask.plot.maps import element_maps
 
-__all__ = ["element_maps", "detection_limits"]
+__all__ = ["deadtime", "detection_limits", "element_maps"]
