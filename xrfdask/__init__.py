@@ -42,6 +42,7 @@ __all__ = [
     "XrfdaskError",
     "XrfdaskWarning",
     "__version__",
+    "classify",
     "colour_map",
     "connect",
     "convert_id15",
@@ -76,6 +77,7 @@ _LAZY_MODULES = {"datasets", "plot", "testing"}  # imported on first use (xrayli
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {
+    "classify": "xrfdask.classify",
     "colour_map": "xrfdask.colour",
     "deadtime_stats": "xrfdask.deadtime",
     "predict_deadtime": "xrfdask.deadtime",

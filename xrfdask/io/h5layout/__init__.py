@@ -126,8 +126,8 @@ def to_h5(
     Replacing a result group unlinks its old datasets, but HDF5 does not shrink a file (nor, by
     default, remember the freed space once it is closed): ``h5repack in.h5 out.h5`` reclaims it.
     """
-    if _is_detlim_pair(obj, group):
-        return _write_pair(obj, os.fspath(path), overwrite, write_h5)
+    if pair := _pair_groups(obj, group):
+        return _write_pair(obj, os.fspath(path), overwrite, write_h5, pair)
     return write_h5(_layout(obj, group, os.fspath(path)), os.fspath(path), overwrite=overwrite)
 
 
@@ -139,25 +139,27 @@ def to_zarr(
     Workers write the chunks in parallel; ``xr.open_zarr(store, group="raw/channel00")`` reads any
     group directly and :func:`open_zarr` returns the same Datasets as :func:`open_h5`.
     """
-    if _is_detlim_pair(obj, group):
-        return _write_pair(obj, os.fspath(store), overwrite, write_zarr)
+    if pair := _pair_groups(obj, group):
+        return _write_pair(obj, os.fspath(store), overwrite, write_zarr, pair)
     return write_zarr(_layout(obj, group, os.fspath(store)), os.fspath(store), overwrite=overwrite)
 
 
-def _is_detlim_pair(obj, group: str | None) -> bool:
-    """A detection-limits result: it fills ``detlim/<cnc>`` and ``elyield/<cnc>``."""
-    return (
-        group is None
-        and isinstance(obj, xr.Dataset)
-        and "detection_limit_1s" in obj
-        and "elemental_yield" in obj
-    )
+def _pair_groups(obj, group: str | None) -> tuple[str, str] | None:
+    """Results that fill two groups: detection limits (``detlim/<cnc>`` and ``elyield/<cnc>``),
+    a PCA-based classification (``kmeans/`` and ``PCA/``)."""
+    if group is not None or not isinstance(obj, xr.Dataset):
+        return None
+    if "detection_limit_1s" in obj and "elemental_yield" in obj:
+        return ("detlim", "elyield")
+    if "labels" in obj and "scores" in obj:
+        return ("kmeans", "PCA")
+    return None
 
 
-def _write_pair(ds: xr.Dataset, path: str, overwrite: bool, write) -> str:
-    """Write ``detlim/<cnc>`` then ``elyield/<cnc>``; existing groups are refused before either
-    is written (without ``overwrite``), so a refusal leaves the file as it was."""
-    layouts = [_layout(ds, g, path) for g in ("detlim", "elyield")]
+def _write_pair(ds: xr.Dataset, path: str, overwrite: bool, write, groups) -> str:
+    """Write both groups; existing groups are refused before either is written (without
+    ``overwrite``), so a refusal leaves the file as it was."""
+    layouts = [_layout(ds, g, path) for g in groups]
     if not overwrite and os.path.exists(path):
         for layout in layouts:
             if _has_group(path, layout.group):

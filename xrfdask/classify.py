@@ -1,0 +1,501 @@
+"""``xd.classify``: spectral classification of a map (PCA, k-means, UMAP, HDBSCAN, class spectra).
+
+ReadoutXFM classifies the detector-summed raw spectra of every pixel (spec ``geopixe.md`` 6);
+xrf_proc runs PCA and k-means on element maps (spec ``xrf_proc.md`` 7). Both hold every
+pixel's (pixels, features) matrix in memory. Here the map is read in bands of rows, twice:
+
+1. **One pass for the statistics**: per band, the feature sums and the Gram matrix ``F^T F``
+   (features: detector-summed spectra, windowed, binned, optionally ``sqrt``/``log``
+   transformed; or one element map per line, z-scored or whitened as xrf_proc does), plus the
+   features of a seeded random sample of pixels (chosen by pixel index, so the same on any
+   chunking). PCA is the eigen-decomposition of the covariance built from those sums: exact
+   (scikit-learn's PCA to rounding), one pass, memory ``features**2``, not ``pixels``.
+2. The clustering is fitted on the sample (the whole map when it is small): scikit-learn
+   k-means restarted from ``n_init`` k-means++ seeds, keeping the lowest inertia; UMAP fitted on
+   the sample and applied with ``transform`` to fixed batches of pixels; HDBSCAN on the sample's
+   embedding.
+3. **One lazy pass for the results**: every pixel's embedding and label (nearest centroid, or
+   for HDBSCAN the label of the nearest sample point), and from the same tasks each class's
+   summed and mean spectrum, size and the inertia over the whole map.
+
+Why not dask-ml: its PCA and k-means|| read the data once per iteration (a map's decode each
+time unless persisted, which memory does not allow for large maps) and its random sampling
+depends on the chunking; the sums above need one pass and give the same labels on any chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from xrfdask.errors import ConfigError
+
+__all__ = ["METHODS", "classify", "features_of", "pca_from_sums"]
+
+METHODS = ("kmeans", "pca-kmeans", "umap-kmeans", "hdbscan")
+ELEMENT_VARIABLES = ("concentration", "normalised", "peak_area")  # quantify, normalise, fit
+UMAP_PCA_COMPONENTS = 11  # ReadoutXFM HEAD: PCA to 11 components before UMAP (spec 6.1)
+TRANSFORM_BATCH = 4096  # pixels per UMAP transform call: fixed, so labels ignore the chunking
+
+
+@dataclass
+class Features:
+    """How to turn a band of the input into the (pixels, features) rows that are clustered."""
+
+    data: da.Array  # (y, x, ...) input, y chunked, the rest whole
+    kind: str  # "spectra" (y, x, detector, channel) or "elements" (y, x, line)
+    window: slice  # channels kept (spectra)
+    bin: int  # channels summed into one feature (spectra)
+    transform: str | None
+    names: list[str]  # one per feature
+    energy: np.ndarray | None  # keV per feature (spectra)
+    source: str  # what was clustered, written as kmeans/.../data_dir_clustered
+    detector: Any = None  # element maps: the detector label classified
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+    def rows(self, block: np.ndarray) -> np.ndarray:
+        """A band's features as float64 (pixels, features) rows (row-major over y, x)."""
+        if self.kind == "spectra":
+            summed = block.sum(axis=2, dtype=np.float64)[..., self.window]
+            ny, nx, nc = summed.shape
+            nb = nc // self.bin
+            f = summed[..., : nb * self.bin].reshape(ny, nx, nb, self.bin).sum(axis=-1)
+        else:
+            f = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        f = f.reshape(-1, f.shape[-1])
+        if self.transform == "sqrt":
+            f = np.sqrt(np.clip(f, 0, None))
+        elif self.transform == "log":
+            f = np.log1p(np.clip(f, 0, None))
+        return f
+
+    def class_rows(self, block: np.ndarray) -> np.ndarray:
+        """A band's rows whose class sums are reported: full summed spectra, or element values."""
+        if self.kind == "spectra":
+            return block.sum(axis=2, dtype=np.float64).reshape(-1, block.shape[-1])
+        return np.nan_to_num(block.astype(np.float64)).reshape(-1, block.shape[-1])
+
+
+def features_of(
+    obj: xr.Dataset | xr.DataArray,
+    *,
+    variable: str | None = None,
+    lines=None,
+    detector=None,
+    energy: tuple[float, float] | None = None,
+    bin: int = 8,
+    transform: str | None = None,
+) -> Features:
+    """What :func:`classify` clusters: detector-summed spectra of a raw map, or element maps.
+
+    Parameters are those of :func:`classify`.
+    """
+    if transform not in (None, "sqrt", "log"):
+        raise ConfigError(f"classify: transform={transform!r}; expected None, 'sqrt' or 'log'")
+    ds = obj.to_dataset(name=obj.name or "values") if isinstance(obj, xr.DataArray) else obj
+    if variable is None and "spectra" in ds:
+        variable = "spectra"
+    if variable is None:
+        variable = next((v for v in ELEMENT_VARIABLES if v in ds), None)
+    if variable is None or variable not in ds:
+        raise ConfigError(
+            "classify: no 'spectra' (a raw map) nor element maps "
+            f"({', '.join(ELEMENT_VARIABLES)}) in the input; pass variable="
+        )
+    var = ds[variable]
+    if variable == "spectra":
+        if not isinstance(bin, int | np.integer) or bin < 1:
+            raise ConfigError(f"classify: bin={bin!r} must be a positive integer")
+        spectra = var.transpose("y", "x", "detector", "channel")
+        n_channels = spectra.sizes["channel"]
+        lo, hi = 0, n_channels
+        e = spectra["energy"].values if "energy" in spectra.coords else None  # eager-ok: axis
+        if energy is not None:
+            if e is None:
+                raise ConfigError("classify: energy= needs an 'energy' coordinate on channel")
+            lo, hi = np.searchsorted(e, energy[0]), np.searchsorted(e, energy[1], side="right")
+            if hi - lo < 2:
+                raise ConfigError(f"classify: energy={energy} keeps fewer than 2 channels")
+        nb = (hi - lo) // bin
+        if nb < 2:
+            raise ConfigError(f"classify: bin={bin} leaves fewer than 2 features")
+        centres = e[lo : lo + nb * bin].reshape(nb, bin).mean(axis=1) if e is not None else None
+        names = (
+            [f"{c:.3f} keV" for c in centres]
+            if centres is not None
+            else [f"channels {lo + i * bin}-{lo + (i + 1) * bin - 1}" for i in range(nb)]
+        )
+        data = _band_chunks(spectra.data)
+        return Features(
+            data, "spectra", slice(lo, hi), bin, transform, names, centres, "raw/spectra"
+        )
+    if "line" not in var.dims:
+        raise ConfigError(f"classify: '{variable}' has no 'line' dimension to classify over")
+    if "detector" in var.dims:
+        labels = var["detector"].values.tolist()  # eager-ok: labels
+        if detector is None:
+            detector = "sum" if "sum" in labels else labels[0]
+        if detector not in labels:
+            raise ConfigError(f"classify: detector {detector!r} not in {labels}")
+        var = var.sel(detector=detector)
+    if lines is not None:
+        missing = [name for name in lines if name not in var["line"].values]
+        if missing:
+            raise ConfigError(f"classify: lines {missing} not in {list(var['line'].values)}")
+        var = var.sel(line=list(lines))
+    if var.sizes["line"] < 2:
+        raise ConfigError("classify: at least 2 lines are needed")
+    var = var.transpose("y", "x", "line")
+    group = {"concentration": "quant", "normalised": "norm", "peak_area": "fit"}.get(variable)
+    names = [str(v) for v in var["line"].values]
+    data = _band_chunks(da.asarray(var.data))
+    return Features(data, "elements", slice(None), 1, transform, names, None,
+                    f"{group or variable}/ims", detector)  # fmt: skip
+
+
+def _band_chunks(data: da.Array) -> da.Array:
+    """Bands of rows, every other axis whole (a band is a set of complete rows)."""
+    return data.rechunk({i: -1 for i in range(1, data.ndim)})
+
+
+def _band_offsets(data: da.Array) -> np.ndarray:
+    nx = data.shape[1]
+    return np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]) * nx
+
+
+def _stats_block(block: np.ndarray, start: int, feats: Features, sample: np.ndarray):
+    """Partial sums of one band and the features of its sampled pixels."""
+    f = feats.rows(block)
+    pick = sample[(sample >= start) & (sample < start + len(f))]
+    return len(f), f.sum(axis=0), f.T @ f, pick, f[pick - start].astype(np.float32)
+
+
+def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random.Generator):
+    """Pass 1: count, sums, Gram matrix and the sampled rows, in one compute."""
+    n_sample = min(sample_size, n_pixels)
+    sample = np.sort(rng.choice(n_pixels, n_sample, replace=False))
+    blocks = feats.data.to_delayed().ravel()
+    starts = _band_offsets(feats.data)
+    parts = dask.compute(
+        *[
+            dask.delayed(_stats_block)(b, int(s), feats, sample)
+            for b, s in zip(blocks, starts, strict=True)
+        ]
+    )
+    n = sum(p[0] for p in parts)
+    total = np.sum([p[1] for p in parts], axis=0)
+    gram = np.sum([p[2] for p in parts], axis=0)
+    rows = np.concatenate([p[4] for p in parts])
+    return n, total, gram, rows
+
+
+def pca_from_sums(n: int, total: np.ndarray, gram: np.ndarray, scale: np.ndarray):
+    """Eigen-decomposition of the covariance of ``features / scale`` from its sums.
+
+    Returns the mean, eigenvalues (descending) and eigenvectors (features, components), signs
+    as scikit-learn's ``svd_flip`` (each component's largest loading positive).
+    """
+    mean = total / n
+    cov = (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
+    cov /= np.outer(scale, scale)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
+    big = np.argmax(np.abs(evecs), axis=0)
+    evecs *= np.sign(evecs[big, np.arange(evecs.shape[1])])
+    return mean, evals, evecs
+
+
+def _scale(scale: str | None, n: int, total: np.ndarray, gram: np.ndarray) -> tuple:
+    """Centre and divisor of each feature: z-score (xrf_proc's PCA), whiten (its k-means)."""
+    mean = total / n
+    sd = np.sqrt(np.clip(np.diag(gram) / n - mean**2, 0, None))
+    sd = np.where(sd > 0, sd, 1.0)  # a constant feature: left as is (scipy's whiten does so)
+    if scale is None:
+        return np.zeros_like(mean), np.ones_like(mean)
+    if scale == "zscore":
+        return mean, sd
+    if scale == "whiten":
+        return np.zeros_like(mean), sd
+    raise ConfigError(f"classify: scale={scale!r}; expected 'zscore', 'whiten' or None")
+
+
+@dataclass
+class _Model:
+    """Everything pass 2 needs to embed and label a band (small: broadcast to the tasks)."""
+
+    feats: Features
+    centre: np.ndarray
+    divisor: np.ndarray
+    pca_mean: np.ndarray | None
+    pca_vectors: np.ndarray | None  # (features, components) in scaled units
+    umap: Any
+    centroids: np.ndarray | None  # k-means centroids in embedding space
+    tree: Any  # HDBSCAN: k-d tree of the sample's embedding
+    tree_labels: np.ndarray | None
+    labels_offset: int
+
+    def scaled(self, f: np.ndarray) -> np.ndarray:
+        return (f - self.centre) / self.divisor
+
+    def scores(self, f: np.ndarray) -> np.ndarray:
+        return (self.scaled(f) - self.pca_mean) @ self.pca_vectors
+
+    def embed(self, f: np.ndarray) -> np.ndarray:
+        x = self.scores(f) if self.pca_vectors is not None else self.scaled(f)
+        if self.umap is None:
+            return x
+        out = [
+            self.umap.transform(x[i : i + TRANSFORM_BATCH])
+            for i in range(0, len(x), TRANSFORM_BATCH)
+        ]
+        return np.concatenate(out) if out else np.empty((0, self.umap.n_components))
+
+    def label(self, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and squared distances to the assigned centroid (NaN without centroids)."""
+        if self.centroids is not None:
+            d2 = ((e[:, None, :] - self.centroids[None]) ** 2).sum(-1)
+            lab = np.argmin(d2, axis=1)
+            return lab + self.labels_offset, d2[np.arange(len(e)), lab]
+        _, nearest = self.tree.query(e)
+        return self.tree_labels[nearest], np.full(len(e), np.nan)
+
+
+def _result_block(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool):
+    """Pass 2 on one band: labels, embedding, scores and per-class partial sums."""
+    f = model.feats.rows(block)
+    ny, nx = block.shape[:2]
+    e = model.embed(f)
+    lab, d2 = model.label(e)
+    rows = model.feats.class_rows(block)
+    sums = np.zeros((n_classes, rows.shape[1]))
+    np.add.at(sums, lab, rows)
+    size = np.bincount(lab, minlength=n_classes)
+    scores = model.scores(f).reshape(ny, nx, -1).astype(np.float32) if want_scores else None
+    return (lab.reshape(ny, nx).astype(np.int32), e.reshape(ny, nx, -1).astype(np.float32),
+            scores, sums, size, np.nansum(d2))  # fmt: skip
+
+
+def _class_mean(sums: np.ndarray, size: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / size  # an empty class: NaN, as ReadoutXFM's class averages
+
+
+def classify(
+    obj: xr.Dataset | xr.DataArray,
+    method: str = "pca-kmeans",
+    n_clusters: int = 6,
+    *,
+    n_components: int | None = None,
+    seed: int = 0,
+    n_init: int = 10,
+    init: np.ndarray | None = None,
+    max_iter: int = 300,
+    sample_size: int = 100_000,
+    umap_sample_size: int = 20_000,
+    variable: str | None = None,
+    lines=None,
+    detector=None,
+    energy: tuple[float, float] | None = None,
+    bin: int = 8,
+    transform: str | None = None,
+    scale: str | None = "auto",
+    n_neighbors: int = 30,
+    min_dist: float = 0.1,
+    min_cluster_size: int | None = None,
+) -> xr.Dataset:
+    """Classify a map's pixels by their spectra or their element maps.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset
+        A raw map (``spectra``: its detector-summed spectra are classified) or a fit,
+        normalise or quantify result (one element map per line, of one detector).
+    method : {"pca-kmeans", "kmeans", "umap-kmeans", "hdbscan"}
+        ``"kmeans"`` on the (scaled) features; ``"pca-kmeans"`` on ``n_components`` PCA scores
+        (default 10); ``"umap-kmeans"``: PCA to 11, UMAP to ``n_components`` (default 2),
+        k-means; ``"hdbscan"``: PCA, UMAP, HDBSCAN (ReadoutXFM HEAD's default; label 0 is noise).
+    n_clusters : int, default 6
+        Number of classes of the k-means methods (HDBSCAN finds its own).
+    n_components : int, optional
+        Dimensions of the space that is clustered (see ``method``).
+    seed : int, default 0
+        Seed of the pixel sample, k-means starts and UMAP: the same seed gives the same labels
+        on any chunking and scheduler.
+    n_init, init, max_iter
+        k-means restarts (the lowest inertia wins), explicit initial centroids (then one start),
+        iteration limit.
+    sample_size : int, default 100000
+        Pixels the clustering is fitted on (all pixels of smaller maps); every pixel is labelled.
+    umap_sample_size : int, default 20000
+        Pixels UMAP (and HDBSCAN) are fitted on; the others are embedded with ``transform``.
+    variable, lines, detector
+        Element maps: the variable (default ``concentration``, ``normalised``, ``peak_area``),
+        the lines (default all) and the detector (default ``"sum"`` if present, else the first).
+    energy, bin, transform
+        Spectra: an energy window (keV), channels summed per feature (default 8: bins of 80 eV
+        at 10 eV per channel, narrower than a detector's resolution) and ``"sqrt"`` or ``"log"``.
+    scale : {"auto", "zscore", "whiten", None}
+        Feature scaling: ``"zscore"`` (xrf_proc's PCA), ``"whiten"`` (its k-means: divide by the
+        standard deviation). ``"auto"``: z-score for element maps, none for spectra (counts are
+        comparable across channels).
+    n_neighbors, min_dist : UMAP settings (ReadoutXFM: 30 and 0.1).
+    min_cluster_size : int, optional
+        HDBSCAN's; default 1 % of the sample, at least 5 (the original's npx/1000 fails under
+        1,500 pixels).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy per-pixel results, computed together in one pass: ``labels`` (y, x),
+        ``embedding`` (y, x, embedding_component), ``scores`` (y, x, component) for PCA methods,
+        ``class_spectra`` (class, channel) summed spectra per class (``class_mean_spectra``:
+        means, NaN for an empty class; for element maps ``class_sums`` and ``class_means``
+        (class, line)), ``class_size``,
+        ``inertia``; computed: ``loadings`` (variable, component), ``explained_variance_ratio``.
+        Written by :func:`xrfdask.to_h5` as xrf_proc's ``kmeans/`` and ``PCA/`` groups.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"classify: method={method!r}; expected one of {', '.join(METHODS)}")
+    if method != "hdbscan" and (not isinstance(n_clusters, int | np.integer) or n_clusters < 2):
+        raise ConfigError(f"classify: n_clusters={n_clusters!r} must be an integer >= 2")
+    feats = features_of(obj, variable=variable, lines=lines, detector=detector, energy=energy,
+                        bin=bin, transform=transform)  # fmt: skip
+    if scale == "auto":
+        scale = "zscore" if feats.kind == "elements" else None
+    ny, nx = feats.data.shape[:2]
+    n_pixels = ny * nx
+    if n_pixels < 2:
+        raise ConfigError("classify: the map has fewer than 2 pixels")
+    rng = np.random.default_rng(seed)
+    n, total, gram, sample = _statistics(feats, n_pixels, sample_size, rng)
+    centre, divisor = _scale(scale, n, total, gram)
+    _, evals, evecs = pca_from_sums(n, total, gram, divisor)
+    pca_mean = (total / n - centre) / divisor  # the features' mean in scaled units
+    x = (sample - centre) / divisor
+
+    k_pca = None
+    if method == "pca-kmeans":
+        k_pca = n_components or min(10, feats.n_features)
+    elif method in ("umap-kmeans", "hdbscan"):
+        k_pca = min(UMAP_PCA_COMPONENTS, feats.n_features)
+    vectors = evecs[:, :k_pca] if k_pca else None
+    space = (x - pca_mean) @ vectors if vectors is not None else x
+
+    umap_model, tree, tree_labels, centroids, offset = None, None, None, None, 0
+    if method in ("umap-kmeans", "hdbscan"):
+        import umap
+
+        n_umap = min(umap_sample_size, len(space))
+        fit_rows = np.sort(
+            np.random.default_rng(seed + 1).choice(len(space), n_umap, replace=False)
+        )
+        umap_model = umap.UMAP(
+            n_components=(n_components or 2) if method == "umap-kmeans" else 2,
+            n_neighbors=min(n_neighbors, n_umap - 1), min_dist=min_dist, random_state=seed,
+            n_jobs=1,  # a seeded UMAP runs on one thread anyway (umap-learn says so, loudly)
+        ).fit(space[fit_rows])  # fmt: skip
+        space = umap_model.embedding_  # the clustering is fitted on UMAP's own sample
+    if method == "hdbscan":
+        from scipy.spatial import cKDTree
+        from sklearn.cluster import HDBSCAN
+
+        size = min_cluster_size or max(5, round(len(space) / 100))
+        found = HDBSCAN(min_cluster_size=size, cluster_selection_method="eom", copy=True).fit(space)
+        tree_labels = (found.labels_ + 1).astype(np.int64)  # 0 = noise (ReadoutXFM's shift)
+        tree = cKDTree(space)
+        n_classes = int(tree_labels.max()) + 1
+    else:
+        from sklearn.cluster import KMeans
+
+        km = KMeans(n_clusters, init="k-means++" if init is None else np.asarray(init),
+                    n_init=n_init if init is None else 1, max_iter=max_iter,
+                    random_state=seed).fit(space)  # fmt: skip
+        centroids = km.cluster_centers_
+        n_classes = n_clusters
+
+    model = _Model(feats, centre, divisor, pca_mean, vectors, umap_model, centroids, tree,
+                   tree_labels, offset)  # fmt: skip
+    return _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed)
+
+
+def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed) -> xr.Dataset:
+    data = feats.data
+    blocks = data.to_delayed().ravel()
+    nx = data.shape[1]
+    n_embed = model.centroids.shape[1] if model.centroids is not None else 2
+    n_class_cols = data.shape[-1] if feats.kind == "elements" else data.shape[3]
+    parts = [dask.delayed(_result_block, nout=6)(b, model, n_classes, k_pca is not None)
+             for b in blocks]  # fmt: skip
+    rows = data.chunks[0]
+    labels = da.concatenate(
+        [da.from_delayed(p[0], (r, nx), np.int32) for p, r in zip(parts, rows, strict=True)]
+    )
+    embedding = da.concatenate(
+        [
+            da.from_delayed(p[1], (r, nx, n_embed), np.float32)
+            for p, r in zip(parts, rows, strict=True)
+        ]
+    )
+    sums = da.stack([da.from_delayed(p[3], (n_classes, n_class_cols), float) for p in parts]).sum(0)
+    size = da.stack([da.from_delayed(p[4], (n_classes,), np.int64) for p in parts]).sum(0)
+    inertia = da.stack([da.from_delayed(p[5], (), float) for p in parts]).sum()
+    ds = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="values")
+    coords = {d: ds[d] for d in ("y", "x") if d in ds.coords}
+    klass = np.arange(n_classes)
+    channel_dim = "channel" if feats.kind == "spectra" else "line"
+    class_coords = {"class": klass}
+    if feats.kind == "spectra":
+        class_coords["channel"] = (
+            ds["channel"].values if "channel" in ds.coords else np.arange(n_class_cols)
+        )
+        if "energy" in ds.coords:
+            class_coords["energy"] = ("channel", ds["energy"].values)  # eager-ok: axis
+    else:
+        class_coords["line"] = feats.names
+    sum_name, mean_name, what = (
+        ("class_spectra", "class_mean_spectra", "spectrum")
+        if feats.kind == "spectra"
+        else ("class_sums", "class_means", "element values")
+    )
+    mean = da.map_blocks(_class_mean, sums, size[:, None], dtype=float)
+    out = xr.Dataset(
+        {
+            "labels": (("y", "x"), labels, {"long_name": "class label"}),
+            "embedding": (("y", "x", "embedding_component"), embedding),
+            sum_name: (("class", channel_dim), sums, {"long_name": f"summed {what} per class"}),
+            mean_name: (("class", channel_dim), mean, {"long_name": f"mean {what} per class"}),
+            "class_size": (("class",), size),
+            "n_clusters": ((), n_classes),
+            "clustered_data": ((), feats.source),
+        },
+        coords={**coords, **class_coords, "variable": feats.names},
+        attrs={"method": method, "seed": seed, "xrfdask_result": "classify"},
+    )
+    if model.centroids is not None:
+        out["inertia"] = ((), inertia, {"long_name": "sum of squared distances to the centroids"})
+    if k_pca is not None:
+        scores = da.concatenate(
+            [
+                da.from_delayed(p[2], (r, nx, k_pca), np.float32)
+                for p, r in zip(parts, rows, strict=True)
+            ]
+        )
+        out["scores"] = (("y", "x", "component"), scores)
+        out = out.assign_coords(component=[f"PC{i}" for i in range(k_pca)])
+        out["loadings"] = (("variable", "component"), evecs[:, :k_pca])
+        out["explained_variance_ratio"] = (("component",), evals[:k_pca] / evals.sum())
+        out["n_components"] = ((), k_pca)
+    if feats.energy is not None:
+        out = out.assign_coords(variable_energy=("variable", feats.energy))
+    if feats.detector is not None:
+        out = out.assign_coords(detector=feats.detector)
+    return out
