@@ -37,7 +37,8 @@ def phase_map(ny=40, nx=50, k=4, seed=3, rows_per_chunk=7, n_detectors=2):
     mean = np.asarray(spectra)[truth] / n_detectors  # (y, x, channel)
     counts = rng.poisson(mean[:, :, None, :].repeat(n_detectors, axis=2)).astype(np.uint16)
     ds = xr.Dataset(
-        {"spectra": (("y", "x", "detector", "channel"), da.from_array(counts, chunks=(rows_per_chunk, -1, -1, -1)))},
+        {"spectra": (("y", "x", "detector", "channel"),
+                     da.from_array(counts, chunks=(rows_per_chunk, -1, -1, -1)))},
         coords={"y": np.arange(ny) * 0.01, "x": np.arange(nx) * 0.01,
                 "detector": np.arange(n_detectors), "channel": np.arange(N_CHANNELS),
                 "energy": ("channel", ENERGY)},
@@ -124,7 +125,8 @@ def test_element_maps_are_z_scored_as_xrf_proc():
     centres = np.array([[100.0, 1.0, 5.0], [10.0, 30.0, 5.0], [10.0, 1.0, 50.0]])
     values = rng.normal(centres[truth], 1.0)[:, :, None, :]  # one detector
     nrm = xr.Dataset(
-        {"normalised": (("y", "x", "detector", "line"), da.from_array(values, chunks=(4, -1, -1, -1)))},
+        {"normalised": (("y", "x", "detector", "line"),
+                        da.from_array(values, chunks=(4, -1, -1, -1)))},
         coords={"detector": ["channel00"], "line": ["Fe K", "Ca K", "Zn K"]},
     )  # fmt: skip
     cls = classify(nrm, "pca-kmeans", n_clusters=3, n_components=2).compute()
