@@ -171,3 +171,24 @@ def test_written_as_xrf_procs_kmeans_and_pca_groups(tmp_path):
         assert [n.decode() for n in f[f"{pca}/names"][()]] == ["PC0", "PC1", "PC2"]
     back = open_h5(path, group="kmeans").compute()
     np.testing.assert_array_equal(back["labels"].squeeze().values, got["labels"].values)
+
+
+def test_on_a_real_cluster_the_labels_equal_the_threaded_ones(dask_cluster):
+    from distributed import Client
+
+    ds, _, _ = phase_map(rows_per_chunk=9)
+    local = classify(ds, "umap-kmeans", n_clusters=4, seed=1).compute()
+    with Client(scheduler_file=str(dask_cluster)):
+        remote = classify(ds, "umap-kmeans", n_clusters=4, seed=1).compute()
+    np.testing.assert_array_equal(local["labels"].values, remote["labels"].values)
+    np.testing.assert_array_equal(local["class_spectra"].values, remote["class_spectra"].values)
+
+
+def test_hdbscan_works_on_the_200_pixel_sample(sample_path):
+    # ReadoutXFM's min_cluster_size = npx/1000 fails under 1,500 pixels (spec 9.16)
+    from xrfdask import open_geopixe
+
+    cls = classify(open_geopixe(sample_path), "hdbscan", seed=0).compute()
+    assert cls["labels"].shape == (cls.sizes["y"], cls.sizes["x"])
+    assert int(cls["n_clusters"]) >= 2
+    assert int(cls["class_size"].sum()) == cls["labels"].size
