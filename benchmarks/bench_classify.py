@@ -1,0 +1,152 @@
+"""Benchmark: classifying a 100,000-pixel x 4096-channel map, against ReadoutXFM's way.
+
+Generates a map of K known phases (each a distinct spectrum of Gaussian lines on a background,
+Poisson counts, about 1,500 counts per pixel, 1 detector) as a ``.GeoPIXE`` file, so xrfdask
+reads it lazily. Then, in the same run:
+
+- the baseline, ReadoutXFM's way (spec geopixe.md 6.2): the whole (pixels, 4096) float32
+  array in memory, scikit-learn ``PCA(2)`` + ``KMeans(K, init="random", n_init=6)``, and
+  ``umap.UMAP(n_neighbors=30, min_dist=0.3)`` to 2 + the same k-means. Loading the array is not
+  counted, in the baseline's favour.
+- xrfdask, in a fresh interpreter: ``xd.classify(xd.open_geopixe(f), "pca-kmeans")`` and
+  ``"umap-kmeans"`` with defaults, labels and class spectra computed (decode included); its peak
+  RSS (VmHWM) on this map and on one with 4x the pixels.
+
+Adjusted Rand index against the true phases is printed for every run.
+
+Targets (issue 11): pca-kmeans >= 5x the baseline's PCA + k-means; umap-kmeans >= 3x the
+baseline's UMAP + k-means with ARI no lower; peak RSS at 4x the pixels within 1.2x.
+
+Usage: python benchmarks/bench_classify.py [--shape 400x250] [--phases 5] [--skip-umap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N_CHANNELS = 4096
+LINES = [(1.74, 6.40), (3.69, 8.04), (4.51, 9.57), (5.90, 14.16), (7.48, 12.61), (2.31, 10.55)]
+
+
+def write_phase_map(path: Path, ny: int, nx: int, k: int, seed: int = 0) -> np.ndarray:
+    """A .GeoPIXE map of k phases in blobs (truth returned), generated band by band."""
+    import dask.array as da
+    import xarray as xr
+
+    import xrfdask as xd
+
+    energy = np.arange(N_CHANNELS) * 0.01
+    means = []
+    for a, b in LINES[:k]:
+        s = 0.05 + 1.2 * np.exp(-0.5 * ((energy - a) / 0.07) ** 2)
+        s += 0.6 * np.exp(-0.5 * ((energy - b) / 0.09) ** 2)
+        means.append(s)
+    means = np.asarray(means)
+    yy, xx = np.mgrid[:ny, :nx]
+    truth = ((np.sin(yy / 17.0) + np.cos(xx / 23.0) + 2) * k / 4).astype(int) % k
+
+    def band(block_id=None):
+        i = block_id[0]
+        rows = slice(i * 25, min((i + 1) * 25, ny))
+        rng = np.random.default_rng([seed, i])
+        return rng.poisson(means[truth[rows]])[:, :, None, :].astype(np.uint16)
+
+    spectra = da.map_blocks(band, chunks=(tuple(np.diff(np.r_[0:ny:25, ny])), (nx,), (1,),
+                                          (N_CHANNELS,)), dtype=np.uint16)  # fmt: skip
+    ds = xr.Dataset(
+        {"spectra": (("y", "x", "detector", "channel"), spectra)},
+        coords={"y": np.arange(ny) * 0.01, "x": np.arange(nx) * 0.01, "detector": [0],
+                "channel": np.arange(N_CHANNELS), "energy": ("channel", energy)},
+        attrs={"dwell_ms": 10.0},
+    )  # fmt: skip
+    xd.to_geopixe(ds, path, overwrite=True)
+    return truth
+
+
+CHILD = """
+import json, time, numpy as np, xrfdask as xd
+from sklearn.metrics import adjusted_rand_score
+truth = np.load({truth!r})
+out = {{}}
+for method in {methods!r}:
+    t0 = time.perf_counter()
+    cls = xd.classify(xd.open_geopixe({path!r}), method, {k}).compute()
+    out[method] = (time.perf_counter() - t0,
+                   adjusted_rand_score(truth.ravel(), cls["labels"].values.ravel()))
+print(json.dumps(out))
+"""
+
+
+def run_xrfdask(path: Path, truth_path: Path, k: int, methods: list[str]):
+    from xrfdask.testing import peak_rss_of
+
+    code = CHILD.format(truth=str(truth_path), methods=methods, path=str(path), k=k)
+    rss, stdout = peak_rss_of(code)
+    return rss, json.loads(stdout.strip().splitlines()[-1])
+
+
+def baseline(path: Path, truth: np.ndarray, k: int, umap_too: bool) -> dict:
+    import umap
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import adjusted_rand_score
+
+    import xrfdask as xd
+
+    flat = xd.open_geopixe(path).spectra.sum("detector").values  # eager-ok: the baseline
+    flat = flat.reshape(-1, N_CHANNELS).astype(np.float32)
+    out = {}
+    t0 = time.perf_counter()
+    emb = PCA(2).fit_transform(flat)
+    lab = KMeans(k, init="random", n_init=6, max_iter=300, random_state=42).fit_predict(emb)
+    out["pca-kmeans"] = (time.perf_counter() - t0, adjusted_rand_score(truth.ravel(), lab))
+    if umap_too:
+        t0 = time.perf_counter()
+        emb = umap.UMAP(n_neighbors=30, min_dist=0.3, low_memory=True).fit_transform(flat)
+        lab = KMeans(k, init="random", n_init=6, max_iter=300, random_state=42).fit_predict(emb)
+        out["umap-kmeans"] = (time.perf_counter() - t0, adjusted_rand_score(truth.ravel(), lab))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="400x250", help="rows x columns (default 400x250)")
+    parser.add_argument("--phases", type=int, default=5)
+    parser.add_argument("--skip-umap", action="store_true", help="PCA + k-means only")
+    args = parser.parse_args()
+    ny, nx = (int(v) for v in args.shape.split("x"))
+    k = args.phases
+    methods = ["pca-kmeans"] if args.skip_umap else ["pca-kmeans", "umap-kmeans"]
+    with tempfile.TemporaryDirectory(prefix="xrfdask-bench-classify-") as tmp:
+        tmp = Path(tmp)
+        small, large = tmp / "small.GeoPIXE", tmp / "large.GeoPIXE"
+        truth = write_phase_map(small, ny, nx, k)
+        np.save(tmp / "small.npy", truth)
+        truth4 = write_phase_map(large, 2 * ny, 2 * nx, k, seed=1)
+        np.save(tmp / "large.npy", truth4)
+        print(f"map: {ny} x {nx} pixels x {N_CHANNELS} channels, {k} phases; 4x: "
+              f"{2 * ny} x {2 * nx}")  # fmt: skip
+        base = baseline(small, truth, k, not args.skip_umap)
+        rss, ours = run_xrfdask(small, tmp / "small.npy", k, methods)
+        rss4, ours4 = run_xrfdask(large, tmp / "large.npy", k, methods[:1])
+    for method in methods:
+        (tb, ab), (tx, ax) = base[method], ours[method]
+        target = 5 if method == "pca-kmeans" else 3
+        print(f"{method:12s} baseline {tb:7.2f} s (ARI {ab:.3f})   xrfdask {tx:7.2f} s "
+              f"(ARI {ax:.3f})   speed-up {tb / tx:5.2f}x (target >= {target}x)")  # fmt: skip
+    print(f"xrfdask peak RSS: {rss / 2**30:.2f} GiB on the map, {rss4 / 2**30:.2f} GiB at 4x the "
+          f"pixels: ratio {rss4 / rss:.2f} (target <= 1.2); 4x pca-kmeans "
+          f"{ours4['pca-kmeans'][0]:.2f} s, ARI {ours4['pca-kmeans'][1]:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
