@@ -22,7 +22,7 @@ def write_readoutxfm_classes(cls: xr.Dataset, folder: str | os.PathLike) -> list
     mean spectra (NaN rows for empty classes) and ``class_averages.csv`` the same with a header
     row of labels, ``%.8f``. Returns the paths written.
     """
-    cls = cls.compute()
+    cls = cls.compute()  # eager-ok: per-pixel labels and embedding, not spectra
     mean = "class_mean_spectra" if "class_mean_spectra" in cls else "class_means"
     labels = cls["labels"].values.reshape(-1)
     embedding = cls["embedding"].values.reshape(labels.size, -1)[:, :2].astype(np.float32)

@@ -53,7 +53,7 @@ def classes(cls: xr.Dataset, folder: str | os.PathLike, *, dpi: int = 150) -> li
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
-    cls = cls.compute()
+    cls = cls.compute()  # eager-ok: per-pixel labels and embedding, not spectra
     os.makedirs(folder, exist_ok=True)
     n = int(cls.sizes["class"])
     noise = cls.attrs.get("method") == "hdbscan"
