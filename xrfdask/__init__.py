@@ -20,6 +20,7 @@ from xrfdask.errors import (
     XrfdaskError,
     XrfdaskWarning,
 )
+from xrfdask.classify import classify  # binds the function over its module's name
 from xrfdask.fit import fit, make_fit_config
 from xrfdask.io.beamlines.id15 import convert_id15
 from xrfdask.io.beamlines.p06 import convert_p06
@@ -77,7 +78,6 @@ _LAZY_MODULES = {"datasets", "plot", "testing"}  # imported on first use (xrayli
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {
-    "classify": "xrfdask.classify",
     "colour_map": "xrfdask.colour",
     "deadtime_stats": "xrfdask.deadtime",
     "predict_deadtime": "xrfdask.deadtime",
