@@ -192,3 +192,9 @@ def test_hdbscan_works_on_the_200_pixel_sample(sample_path):
     assert cls["labels"].shape == (cls.sizes["y"], cls.sizes["x"])
     assert int(cls["n_clusters"]) >= 2
     assert int(cls["class_size"].sum()) == cls["labels"].size
+
+
+def test_xd_classify_stays_the_function():
+    import xrfdask as xd
+
+    assert callable(xd.classify) and xd.classify is classify

@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 import xrfdask.options  # noqa: F401  (registers the xrfdask.* dask settings)
+from xrfdask.classify import classify  # binds the function over its module's name
 from xrfdask.errors import (
     ConfigError,
     FormatError,
@@ -20,7 +21,6 @@ from xrfdask.errors import (
     XrfdaskError,
     XrfdaskWarning,
 )
-from xrfdask.classify import classify  # binds the function over its module's name
 from xrfdask.fit import fit, make_fit_config
 from xrfdask.io.beamlines.id15 import convert_id15
 from xrfdask.io.beamlines.p06 import convert_p06
