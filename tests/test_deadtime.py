@@ -133,3 +133,17 @@ def test_counts_come_from_the_sparse_records_without_dense_blocks(sample_path, s
     # Anything else (a sliced map) takes the dense sum, with the same numbers.
     part = pixel_counts(ds.isel(y=slice(2, 7)))
     np.testing.assert_array_equal(part.values, sample_dense[2:7].sum(axis=3))
+
+
+def test_fill_deadtime_sets_every_record_and_keeps_absent_pixels(sample_path):
+    ds = xd.open_geopixe(sample_path)
+    ds = ds.assign(present=ds.present.where(ds.x != ds.x[3], False))  # a column without records
+    filled = xd.fill_deadtime(ds, 15)
+    assert filled.attrs["deadtime_model"] == "constant"
+    np.testing.assert_array_equal(filled.deadtime_measured.values, ds.deadtime.values)
+    values = filled.deadtime.transpose("y", "x", "detector").values
+    assert values.dtype == np.float32
+    assert np.isnan(values[:, 3]).all()
+    np.testing.assert_array_equal(np.delete(values, 3, axis=1), 15.0)
+    with pytest.raises(ConfigError, match="value=101; expected a percentage 0..100"):
+        xd.fill_deadtime(ds, 101)

@@ -53,6 +53,7 @@ __all__ = [
     "detection_limit_maps",
     "detection_limits",
     "div_by_cnc",
+    "fill_deadtime",
     "fit",
     "index_geopixe",
     "open_geopixe",
@@ -80,6 +81,7 @@ _LAZY_MODULES = {"datasets", "plot", "testing"}  # imported on first use (xrayli
 _LAZY_FUNCTIONS = {
     "colour_map": "xrfdask.colour",
     "deadtime_stats": "xrfdask.deadtime",
+    "fill_deadtime": "xrfdask.deadtime",
     "predict_deadtime": "xrfdask.deadtime",
     "detection_limit_maps": "xrfdask.detlim",
     "detection_limits": "xrfdask.detlim",

@@ -5,6 +5,7 @@
 - :func:`predict_deadtime`: a map with a predicted ``deadtime`` (the measured one kept as
   ``deadtime_measured``): ReadoutXFM HEAD's cubic in count rate (``"readoutxfm"``, float32 as it
   writes it) or the legacy linear model (``"linear"``).
+- :func:`fill_deadtime`: a map whose every record holds one constant dead time (``-dt V``).
 - :func:`missing_deadtime`: which detectors have no measured dead time (spec 4.3's rule: every
   record of the detector at 0.0).
 """
@@ -22,6 +23,7 @@ __all__ = [
     "READOUTXFM_CUBIC",
     "READOUTXFM_DOMAIN_KCPS",
     "deadtime_stats",
+    "fill_deadtime",
     "missing_deadtime",
     "pixel_counts",
     "predict_deadtime",
@@ -139,6 +141,42 @@ def missing_deadtime(ds: xr.Dataset) -> list:
         v = flat[:, d][np.isfinite(flat[:, d])]
         if v.size and (v == 0.0).all():
             out.append(label.item() if hasattr(label, "item") else label)
+    return out
+
+
+def fill_deadtime(ds: xr.Dataset, value: float) -> xr.Dataset:
+    """The map with the constant ``value`` (%) as every record's ``deadtime`` (ReadoutXFM's
+    ``-dt V``, for detectors whose dead time was not measured); the measured one kept as
+    ``deadtime_measured``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A raw map; pixels without a record (``present`` False) keep NaN.
+    value : float
+        Dead time in percent, 0 <= value <= 100 (stored as float32, as the records hold it).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``attrs["deadtime_model"]`` is ``"constant"``.
+    """
+    if not isinstance(value, int | float) or not 0.0 <= value <= 100.0:
+        raise ConfigError(f"fill_deadtime: value={value!r}; expected a percentage 0..100")
+    shape = tuple(ds.sizes[d] for d in ("y", "x", "detector"))
+    filled = xr.DataArray(
+        np.full(shape, value, dtype=np.float32),
+        dims=("y", "x", "detector"),
+        coords={d: ds[d] for d in ("y", "x", "detector")},
+        attrs={"units": "%", "long_name": f"dead time set to {value:g} %"},
+    )
+    if "present" in ds:
+        filled = filled.where(ds["present"].transpose("y", "x", "detector"))
+    out = ds.copy()
+    if "deadtime" in ds:
+        out["deadtime_measured"] = ds["deadtime"]
+    out["deadtime"] = filled.astype(np.float32)
+    out.attrs = {**ds.attrs, "deadtime_model": "constant"}
     return out
 
 

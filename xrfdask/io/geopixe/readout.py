@@ -4,8 +4,13 @@ The folder is ``<dir of the map>/out_<stem>/``, or ``-o DIR`` with ``/out`` appe
 already ends in ``out`` or ``out_<stem>``. Inside::
 
     data/pxstats_{pxlen,xidx,yidx,det,dt,present}.npy   from the record index, (pixels, detectors)
-    data/pxstats_sum.npy                                 counts per record (spectra decoded)
+    data/pxstats_sum.npy                                 counts per record (records read)
+    data/pxstats_dtmod.npy                               the dead times written (``-dt``)
     data/dataset.npy, data/dataset.zarr                  the (y, x, detector, channel) cube
+    embeddings/colourmap_{red,green,blue}.txt            the colour map (``-a``)
+    embeddings/{embedding_2d,categories,classavg}.npy    the classification (``-c``)
+    plots/*.png                                          dead-time plots, colours.png (``-a``);
+                                                         class map and spectra (``-c``)
     <stem>_mod.GeoPIXE                                   the map rewritten (cropped)
 """
 
@@ -26,6 +31,8 @@ __all__ = [
     "ReadoutLayout",
     "readout_dir",
     "readout_layout",
+    "write_colour_files",
+    "write_pixel_deadtimes",
     "write_pixel_stats",
     "write_pixel_sums",
 ]
@@ -59,6 +66,16 @@ class ReadoutLayout:
     def pixel_stats(self, name: str) -> Path:
         """``data/pxstats_<name>.npy``."""
         return self.data / f"pxstats_{name}.npy"
+
+    @property
+    def plots(self) -> Path:
+        """The ``plots/`` sub-folder: dead-time plots, the colour image, class plots."""
+        return self.folder / "plots"
+
+    @property
+    def embeddings(self) -> Path:
+        """The ``embeddings/`` sub-folder: colour-map values and classification files."""
+        return self.folder / "embeddings"
 
     @property
     def cube_npy(self) -> Path:
@@ -140,26 +157,77 @@ def write_pixel_stats(index: GeoPixeIndex, layout: ReadoutLayout) -> list[Path]:
     return written
 
 
-def write_pixel_sums(ds: xr.Dataset, layout: ReadoutLayout) -> int:
-    """Decode the spectra and write the counts of each record to ``data/pxstats_sum.npy``.
+def write_pixel_sums(ds: xr.Dataset, layout: ReadoutLayout) -> xr.DataArray:
+    """Write the counts of each record to ``data/pxstats_sum.npy``.
+
+    The totals come from :func:`xrfdask.deadtime.pixel_counts`: for a ``.GeoPIXE`` map, from
+    the sparse records (every record read and checked, no dense spectrum built).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        The raw map, from :func:`~xrfdask.open_geopixe`; its (y, x, detector) sums (small) are
-        computed here.
+        The raw map, from :func:`~xrfdask.open_geopixe`; its (y, x, detector) totals (small)
+        are computed here.
     layout : ReadoutLayout
         Its ``data/`` folder must exist (:func:`write_pixel_stats` makes it).
 
     Returns
     -------
-    int
-        The total counts of the map.
+    xarray.DataArray
+        The (y, x, detector) totals, in memory (the dead-time plots use them too).
     """
-    total = ds.spectra.sum("channel", dtype=np.uint32).compute()  # eager-ok: per-pixel sums
+    from xrfdask.deadtime import pixel_counts
+
+    total = pixel_counts(ds).astype(np.uint32).compute()  # eager-ok: per-pixel sums
     path = _save(layout.pixel_stats("sum"), total.values.reshape(-1, ds.sizes["detector"]))
     log.info("pixel sums of %s -> %s", ds.attrs.get("source_path", "the map"), path)
-    return int(total.sum())
+    return total
+
+
+def write_pixel_deadtimes(ds: xr.Dataset, layout: ReadoutLayout) -> Path:
+    """Write the dead times a rewrite stores (``ds.deadtime``: measured, predicted or filled) to
+    ``data/pxstats_dtmod.npy``, (pixels, detectors) float32 like ``pxstats_dt.npy`` (0 where a
+    pixel has no record).
+
+    ``ds.deadtime`` is computed here when lazy (a prediction: one pass over the records).
+    """
+    dt = ds["deadtime"].transpose("y", "x", "detector")
+    values = np.asarray(dt.values, dtype=np.float32)  # eager-ok: (y, x, detector), small
+    values = np.where(np.isfinite(values), values, np.float32(0.0))
+    return _save(layout.pixel_stats("dtmod"), values.reshape(-1, values.shape[-1]))
+
+
+#: ``embeddings/colourmap_<band>.txt``: ReadoutXFM's colour-map files, one value per pixel.
+COLOUR_FILES = ("red", "green", "blue")
+
+
+def write_colour_files(colour: xr.Dataset, layout: ReadoutLayout) -> list[Path]:
+    """Write a :func:`xrfdask.colour_map` result as ReadoutXFM does (spec ``geopixe.md`` 5.1).
+
+    ``embeddings/colourmap_{red,green,blue}.txt``: each band's values over the common maximum,
+    one pixel a line in row-major order, ``%.18e`` (numpy's ``savetxt`` default); and
+    ``plots/colours.png``, the uint8 image at 150 dpi. Computes the colour map (one pass over
+    the spectra). With ``compat="readoutxfm"`` the files hold the original's numbers, its
+    green/blue swap included.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from xrfdask.io.atomic import atomic_output
+    from xrfdask.plot.colour import colour_image
+
+    colour = colour.compute()  # eager-ok: (y, x, 3) per-pixel colours, not spectra
+    layout.embeddings.mkdir(parents=True, exist_ok=True)
+    written = []
+    for band in COLOUR_FILES:
+        path = layout.embeddings / f"colourmap_{band}.txt"
+        with atomic_output(path, overwrite=True) as tmp:
+            np.savetxt(tmp, colour["rgb"].sel(band=band).values.reshape(-1))
+        written.append(path)
+    written.append(Path(colour_image(colour, layout.plots / "colours.png")))
+    return written
 
 
 def _save(path: Path, values: np.ndarray) -> Path:
