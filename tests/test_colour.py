@@ -130,3 +130,15 @@ def test_bad_input():
         xd.colour_map(ds, "hsv_white", compat="readoutxfm")
     with pytest.raises(ConfigError, match="no 'spectra'"):
         xd.colour_map(ds.drop_vars("spectra"))
+
+
+@pytest.mark.parametrize("scheme", ["hsv", "hsv_white"])
+def test_sparse_records_give_the_dense_blocks_sums(sample_path, scheme):
+    ds = xd.open_geopixe(sample_path, chunks={"y": 3})
+    fast = xd.colour_map(ds, scheme)
+    layers = fast.rgb.data.__dask_graph__().layers
+    assert not any(name.startswith("geopixe-read-") for name in layers)  # no dense decode
+    dense = xd.colour_map(ds.assign(spectra=ds.spectra + 0), scheme)  # not the reader's array
+    assert any(name.startswith("geopixe-read-") for name in dense.rgb.data.__dask_graph__().layers)
+    np.testing.assert_allclose(fast.rgb.values, dense.rgb.values, rtol=1e-12)
+    np.testing.assert_array_equal(fast.image.values, dense.image.values)

@@ -20,7 +20,9 @@ image. ``compat="readoutxfm"`` reproduces the original's ``colourmap_{red,green,
 (its constants, the swap and the wrap included) for comparisons with old outputs.
 
 One pass over the spectra: per block, the summed spectrum's three weighted sums; the maximum is
-a reduction of those small (y, x, 3) sums, computed in the same graph.
+a reduction of those small (y, x, 3) sums, computed in the same graph. A ``.GeoPIXE`` map is
+weighted straight from its sparse records (the reader's ``pixel_weighted_sums`` fast path: no
+dense block, faster than a plain decode); other arrays block by block.
 """
 
 from __future__ import annotations
@@ -120,6 +122,28 @@ def _weighted_sums(block: np.ndarray, weights: np.ndarray, log: bool) -> np.ndar
     return (summed @ weights) / block.shape[-1]
 
 
+def _pixel_sums(data, weights: np.ndarray, log: bool) -> da.Array:
+    """(y, x, 3) weighted sums / channels, lazily: from a reader's sparse records when it offers
+    them (no dense decode, ``log`` False only), else one task per block of dense spectra."""
+    from xrfdask.io import fastpaths
+
+    fast = None if log else fastpaths.pixel_weighted_sums(data, weights)
+    if fast is not None:
+        return fast / data.shape[-1]
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(max(1, data.shape[0] // 4), -1, -1, -1))
+    data = data.rechunk({2: -1, 3: -1})
+    return data.map_blocks(
+        _weighted_sums,
+        weights,
+        log,
+        dtype=np.float64,
+        drop_axis=[2, 3],
+        new_axis=[2],
+        chunks=(data.chunks[0], data.chunks[1], (3,)),
+    )
+
+
 def colour_map(
     ds: xr.Dataset,
     scheme: str = "hsv",
@@ -165,19 +189,7 @@ def colour_map(
     energy = np.asarray(ds["energy"].values, dtype=np.float64)  # eager-ok: 1-D coordinate
     weights = colour_weights(energy, scheme, scatter)
     spectra = ds["spectra"].transpose("y", "x", "detector", "channel")
-    data = spectra.data
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(max(1, data.shape[0] // 4), -1, -1, -1))
-    data = data.rechunk({2: -1, 3: -1})
-    sums = data.map_blocks(
-        _weighted_sums,
-        weights,
-        log,
-        dtype=np.float64,
-        drop_axis=[2, 3],
-        new_axis=[2],
-        chunks=(data.chunks[0], data.chunks[1], (3,)),
-    )
+    sums = _pixel_sums(spectra.data, weights, log)
     if compat == "readoutxfm":
         sums = sums[..., [0, 2, 1]]  # the original stores (r, b, g)
     peak = sums.max()

@@ -193,11 +193,13 @@ def run(args: argparse.Namespace) -> int:
         ds = open_geopixe(args.infile, chunks=chunks(args))
         counts = None
         if not args.index_only:
+            from xrfdask.deadtime import pixel_counts
             from xrfdask.io.geopixe.readout import write_pixel_sums
 
             with progress(label="sum "):
-                counts = write_pixel_sums(ds, layout)
-            print(f"decoded spectra: {int(counts.sum()):,} counts -> {layout.pixel_stats('sum')}")
+                counts = pixel_counts(ds).compute()  # eager-ok: (y, x, detector), small
+            total = write_pixel_sums(ds, layout, counts=counts)
+            print(f"decoded spectra: {total:,} counts -> {layout.pixel_stats('sum')}")
         if args.deadtime is not None:
             ds = _rewrite_deadtimes(ds, args, layout)
         if args.analyse:

@@ -23,6 +23,9 @@ Registered paths (each optional):
     block in ``dtype`` (a new array), the form the fit's solvers take.
 ``pixel_totals(data) -> dask.array | None``
     (y, x, detector) int64 total counts of every spectrum, lazily, in the data's blocks.
+``pixel_weighted_sums(data, weights) -> dask.array | None``
+    (y, x, n) float64: each pixel's detector-summed spectrum times ``weights`` (channel, n),
+    lazily (the colour map's weighted sums).
 """
 
 from __future__ import annotations
@@ -41,9 +44,16 @@ __all__ = [
     "stored_sum_spectrum",
     "channel_blocks",
     "pixel_totals",
+    "pixel_weighted_sums",
 ]
 
-PATHS = ("sum_spectrum", "stored_sum_spectrum", "channel_blocks", "pixel_totals")
+PATHS = (
+    "sum_spectrum",
+    "stored_sum_spectrum",
+    "channel_blocks",
+    "pixel_totals",
+    "pixel_weighted_sums",
+)
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
 
 
@@ -98,6 +108,13 @@ def pixel_totals(data: Any) -> da.Array | None:
     """Lazy (y, x, detector) total counts of every spectrum without dense blocks, or None."""
     impl = lookup(data, "pixel_totals")
     return None if impl is None else impl(data)
+
+
+def pixel_weighted_sums(data: Any, weights: Any) -> da.Array | None:
+    """Lazy (y, x, n) sums over channels and detectors of every count times ``weights``
+    (channel, n) float64, without dense blocks, or None."""
+    impl = lookup(data, "pixel_weighted_sums")
+    return None if impl is None else impl(data, weights)
 
 
 def block_arguments(data: Any, prefixes: str | tuple[str, ...], kind: type) -> dict | None:

@@ -33,6 +33,8 @@ __all__ = [
     "index_records",
     "decode_records",
     "sum_records",
+    "total_records",
+    "weighted_records",
     "encoded_lengths",
     "encode_records",
 ]
@@ -289,6 +291,66 @@ def total_records(words, k0, k1, xres, ndet, nchan, y0, x0, out):
                 previous = channel
                 total += np.int64(words[p + 1])
             out[row, col, d] += total
+        pos = end
+    return OK, k1, pos
+
+
+@jit
+def weighted_records(words, k0, k1, xres, ndet, nchan, y0, x0, weights, out):
+    """Add each record's weighted counts to ``out[row, col, :]`` (rows, columns, n weights).
+
+    ``weights`` is (nchan, n) float64: a pixel gets ``sum over detectors and channels of
+    count * weights[channel]``, the weighted sum of its detector-summed spectrum, from the sparse
+    pairs (no dense spectrum). The same walk and checks as :func:`decode_records`.
+    """
+    nrows = out.shape[0]
+    ncols = out.shape[1]
+    nw = out.shape[2]
+    pos = 0
+    for k in range(k0, k1):
+        status, end, d, x, y = _check_header(words, pos, k, xres, ndet, nchan)
+        if status != OK:
+            return status, k, pos
+        row = y - y0
+        col = x - x0
+        if 0 <= row < nrows and 0 <= col < ncols:
+            # Three sums (a colour) at a time, in registers, two pairs per step with their own
+            # accumulators: one chain of float additions would wait on its own latency.
+            for w0 in range(0, nw, 3):
+                w1 = min(w0 + 1, nw - 1)
+                w2 = min(w0 + 2, nw - 1)
+                a0 = a1 = a2 = b0 = b1 = b2 = 0.0
+                previous = -1
+                p = pos + 8
+                while p < end:
+                    channel = np.int64(words[p])
+                    if channel >= nchan:
+                        return BAD_CHANNEL, k, p
+                    if channel <= previous:
+                        return UNSORTED_CHANNEL, k, p
+                    count = np.float64(words[p + 1])
+                    a0 += count * weights[channel, w0]
+                    a1 += count * weights[channel, w1]
+                    a2 += count * weights[channel, w2]
+                    if p + 2 >= end:
+                        break
+                    previous = channel
+                    channel = np.int64(words[p + 2])
+                    if channel >= nchan:
+                        return BAD_CHANNEL, k, p + 2
+                    if channel <= previous:
+                        return UNSORTED_CHANNEL, k, p + 2
+                    previous = channel
+                    count = np.float64(words[p + 3])
+                    b0 += count * weights[channel, w0]
+                    b1 += count * weights[channel, w1]
+                    b2 += count * weights[channel, w2]
+                    p += 4
+                out[row, col, w0] += a0 + b0
+                if w0 + 1 < nw:
+                    out[row, col, w1] += a1 + b1
+                if w0 + 2 < nw:
+                    out[row, col, w2] += a2 + b2
         pos = end
     return OK, k1, pos
 

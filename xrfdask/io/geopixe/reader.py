@@ -131,6 +131,30 @@ def _pixel_totals(spectra: da.Array) -> da.Array | None:
     return da.Array(graph, name, spectra.chunks[:3], dtype=np.int64)
 
 
+def weighted_block(spec: BlockSpec, weights: np.ndarray) -> np.ndarray:
+    """(rows, columns, n) weighted sums of each pixel's detector-summed spectrum, ``weights``
+    (channel, n), from the sparse records (float64)."""
+    out = np.zeros((spec.nrows, spec.ncols, weights.shape[1]), dtype=np.float64)
+    if spec.k1 > spec.k0:
+        _walk_block(spec, kernels.weighted_records, spec.y0, spec.x0, weights, out)
+    return out
+
+
+def _pixel_weighted_sums(spectra: da.Array, weights: np.ndarray) -> da.Array | None:
+    """(y, x, n) weighted sums over channels and detectors, one task per block, or None."""
+    specs = block_specs(spectra)
+    if specs is None or weights.shape[0] != spectra.shape[3]:
+        return None
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    token = dask.base.tokenize(spectra.name, weights)
+    name, wname = f"geopixe-weighted-{token}", f"geopixe-weights-{token}"
+    dsk: dict = {wname: weights}  # one copy of the weights in the graph, not one per task
+    dsk.update({(name, i, j, 0): (weighted_block, spec, wname) for (i, j), spec in specs.items()})
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    chunks = (*spectra.chunks[:2], (weights.shape[1],))
+    return da.Array(graph, name, chunks, dtype=np.float64)
+
+
 _WINDOW = 1 << 20  # bytes read at a time: the window stays in the core's L2 cache while decoded
 _buffers = threading.local()  # one reusable window per thread (no fresh pages per task)
 
@@ -506,4 +530,5 @@ fastpaths.register(
     sum_spectrum=sum_spectrum,
     channel_blocks=_channel_blocks,
     pixel_totals=_pixel_totals,
+    pixel_weighted_sums=_pixel_weighted_sums,
 )

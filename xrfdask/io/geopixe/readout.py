@@ -157,31 +157,35 @@ def write_pixel_stats(index: GeoPixeIndex, layout: ReadoutLayout) -> list[Path]:
     return written
 
 
-def write_pixel_sums(ds: xr.Dataset, layout: ReadoutLayout) -> xr.DataArray:
+def write_pixel_sums(
+    ds: xr.Dataset, layout: ReadoutLayout, *, counts: xr.DataArray | None = None
+) -> int:
     """Write the counts of each record to ``data/pxstats_sum.npy``.
-
-    The totals come from :func:`xrfdask.deadtime.pixel_counts`: for a ``.GeoPIXE`` map, from
-    the sparse records (every record read and checked, no dense spectrum built).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        The raw map, from :func:`~xrfdask.open_geopixe`; its (y, x, detector) totals (small)
-        are computed here.
+        The raw map, from :func:`~xrfdask.open_geopixe`.
     layout : ReadoutLayout
         Its ``data/`` folder must exist (:func:`write_pixel_stats` makes it).
+    counts : xarray.DataArray, optional
+        The (y, x, detector) totals when already computed; default
+        :func:`xrfdask.deadtime.pixel_counts` of ``ds``, computed here: for a ``.GeoPIXE`` map
+        from the sparse records (every record read and checked, no dense spectrum built).
 
     Returns
     -------
-    xarray.DataArray
-        The (y, x, detector) totals, in memory (the dead-time plots use them too).
+    int
+        The total counts of the map.
     """
-    from xrfdask.deadtime import pixel_counts
+    if counts is None:
+        from xrfdask.deadtime import pixel_counts
 
-    total = pixel_counts(ds).astype(np.uint32).compute()  # eager-ok: per-pixel sums
-    path = _save(layout.pixel_stats("sum"), total.values.reshape(-1, ds.sizes["detector"]))
+        counts = pixel_counts(ds).compute()  # eager-ok: per-pixel sums
+    values = np.asarray(counts.transpose("y", "x", "detector").values, dtype=np.uint32)
+    path = _save(layout.pixel_stats("sum"), values.reshape(-1, ds.sizes["detector"]))
     log.info("pixel sums of %s -> %s", ds.attrs.get("source_path", "the map"), path)
-    return total
+    return int(values.sum(dtype=np.uint64))
 
 
 def write_pixel_deadtimes(ds: xr.Dataset, layout: ReadoutLayout) -> Path:
