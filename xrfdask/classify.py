@@ -403,6 +403,12 @@ def classify(
             n_neighbors=min(n_neighbors, n_umap - 1), min_dist=min_dist, random_state=seed,
             n_jobs=1,  # a seeded UMAP runs on one thread anyway (umap-learn says so, loudly)
         ).fit(space[fit_rows])  # fmt: skip
+        # A sample over 4095 rows is indexed by NNDescent, whose search structure is built on
+        # the first query and then drops its RP forest: built here, once, before the tasks of
+        # every thread query it (two threads building it at once fail).
+        index = getattr(umap_model, "_knn_search_index", None)
+        if index is not None:
+            index.prepare()
         space = umap_model.embedding_  # the clustering is fitted on UMAP's own sample
     if method == "hdbscan":
         from scipy.spatial import cKDTree
