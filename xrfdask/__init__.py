@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import xrfdask.accessor  # noqa: F401  (registers ds.xrf and da.xrf)
 import xrfdask.options  # noqa: F401  (registers the xrfdask.* dask settings)
 from xrfdask.classify import classify  # binds the function over its module's name
 from xrfdask.errors import (
@@ -24,6 +25,7 @@ from xrfdask.errors import (
 from xrfdask.fit import fit, make_fit_config
 from xrfdask.io.beamlines.id15 import convert_id15
 from xrfdask.io.beamlines.p06 import convert_p06
+from xrfdask.io.export import to_csv, to_tiff
 from xrfdask.io.geopixe import index_geopixe, open_geopixe
 from xrfdask.io.geopixe.writer import to_geopixe
 from xrfdask.io.h5layout import FileLockedError, open_h5, open_zarr, to_h5, to_zarr
@@ -64,14 +66,17 @@ __all__ = [
     "parse_scan_command",
     "predict_deadtime",
     "plot",
+    "process",
     "progress",
     "quantify",
     "read_cnc",
     "regrid",
     "testing",
+    "to_csv",
     "to_geopixe",
     "to_h5",
     "to_npy",
+    "to_tiff",
     "to_zarr",
 ]
 
@@ -82,6 +87,7 @@ _LAZY_FUNCTIONS = {
     "colour_map": "xrfdask.colour",
     "deadtime_stats": "xrfdask.deadtime",
     "fill_deadtime": "xrfdask.deadtime",
+    "process": "xrfdask.pipeline",
     "predict_deadtime": "xrfdask.deadtime",
     "detection_limit_maps": "xrfdask.detlim",
     "detection_limits": "xrfdask.detlim",

@@ -68,6 +68,7 @@ __all__ = [
     "example_dataset",
     "example_truth",
     "example_geopixe",
+    "example_reference",
     "quantification_map",
     "quantification_lines",
     "ELEMENTS",
@@ -401,6 +402,69 @@ def example_geopixe(
     )
     to_geopixe(ds, path, overwrite=overwrite)
     return path
+
+
+#: The reference material's section, as its ``.cnc`` file states it (xrf_proc's units).
+REFERENCE_DENSITY_MG_CM3 = 2650.0
+REFERENCE_THICKNESS_UM = 30.0
+
+
+def example_reference(
+    dest: str | os.PathLike,
+    *,
+    shape: tuple[int, int] = (48, 64),
+    n_detectors: int = 2,
+    seed: int = 1,
+    dwell_ms: float = 100.0,
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """A reference material for the example map: a map of it and its concentration file.
+
+    The reference is the example section scanned again under the same conditions (another
+    counting-noise ``seed``), whose **mean** composition is certified: ``reference.cnc`` lists
+    every element of :data:`ELEMENTS` at its map-mean concentration (ppm, from
+    :func:`example_truth`), density :data:`REFERENCE_DENSITY_MG_CM3` and thickness
+    :data:`REFERENCE_THICKNESS_UM`. Because the example's fluorescence is linear in
+    concentration (a thin section, the same areal density everywhere), the yields computed from
+    this map's sums are the true yields, so the example map quantified against it (with the
+    same density and thickness) recovers :func:`example_truth`'s concentrations.
+
+    Parameters
+    ----------
+    dest : str or path-like
+        A directory (created if needed): ``dest/reference.GeoPIXE`` and ``dest/reference.cnc``.
+    shape, n_detectors, seed, dwell_ms
+        As for :func:`example_dataset`.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The map and the ``.cnc`` file.
+    """
+    folder = pathlib.Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    kwargs = {"shape": shape, "n_detectors": n_detectors, "dwell_ms": dwell_ms}
+    path = example_geopixe(folder / "reference.GeoPIXE", seed=seed, **kwargs)
+    mean = example_truth(**kwargs)["concentration"].mean(("y", "x"))
+    rows = [
+        f"{xraylib.SymbolToAtomicNumber(str(e))}\t{float(c):.6g}\t0"
+        for e, c in zip(mean["element"].values, mean.values, strict=True)
+    ]
+    text = "\n".join(
+        [
+            "Standard_Name\t\t",
+            "xrfdask example reference (mean composition of the example section)\t\t",
+            "Density(mg/cm^3)\tMass(mg)\tSample_thickness(micron)",
+            f"{REFERENCE_DENSITY_MG_CM3:g}\t0\t{REFERENCE_THICKNESS_UM:g}",
+            "Number of elements\t\t",
+            f"{len(rows)}\t\t",
+            "Z\tCert conc(ppm)\tStandard_error(ppm)",
+            *rows,
+            "",
+        ]
+    )
+    cnc = folder / "reference.cnc"
+    cnc.write_text(text)
+    return path, cnc
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``xrfdask --help`` lists them; each is a module of this package.
 COMMANDS: tuple[str, ...] = (
-    "info", "readout", "convert", "fit", "normalise", "detlim", "quantify", "classify", "demo",
+    "info", "readout", "convert", "fit", "normalise", "detlim", "quantify", "classify", "process",
+    "images", "export", "demo",
 )  # fmt: skip
 
 
