@@ -198,3 +198,29 @@ def test_xd_classify_stays_the_function():
     import xrfdask as xd
 
     assert callable(xd.classify) and xd.classify is classify
+
+
+def test_each_band_is_read_once_per_pass():
+    # The rules that travel in the tasks must not carry the input array: dask would make every
+    # task depend on the whole map (read in full, held in memory, once more per band).
+    import collections
+
+    reads = collections.Counter()
+    rng = np.random.default_rng(3)
+    means = rng.uniform(0.5, 5.0, (3, 64))
+    truth = np.repeat(np.arange(3), 10)[:, None] * np.ones(12, dtype=int)
+
+    def band(block_id=None):
+        i = block_id[0]
+        reads[i] += 1
+        rows = truth[i * 5 : (i + 1) * 5]
+        return np.random.default_rng(i).poisson(means[rows] * 30)[:, :, None, :].astype(np.uint16)
+
+    spectra = da.map_blocks(band, chunks=((5,) * 6, (12,), (1,), (64,)), dtype=np.uint16)
+    ds = xr.Dataset({"spectra": (("y", "x", "detector", "channel"), spectra)})
+    cls = classify(ds, "kmeans", 3, bin=1)
+    assert dict(reads) == {i: 1 for i in range(6)}  # pass 1: sums, Gram matrix, sample
+    reads.clear()
+    cls = cls.compute()
+    assert dict(reads) == {i: 1 for i in range(6)}  # pass 2: labels, class spectra, sizes
+    assert adjusted_rand_score(truth.ravel(), cls.labels.values.ravel()) == 1.0

@@ -25,6 +25,7 @@ depends on the chunking; the sums above need one pass and give the same labels o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +35,11 @@ import numpy as np
 import xarray as xr
 
 from xrfdask.errors import ConfigError
+from xrfdask.model import ELEMENT_VARIABLES
 
 __all__ = ["METHODS", "classify", "features_of", "pca_from_sums"]
 
 METHODS = ("kmeans", "pca-kmeans", "umap-kmeans", "hdbscan")
-ELEMENT_VARIABLES = ("concentration", "normalised", "peak_area")  # quantify, normalise, fit
 UMAP_PCA_COMPONENTS = 11  # ReadoutXFM HEAD: PCA to 11 components before UMAP (spec 6.1)
 TRANSFORM_BATCH = 4096  # pixels per UMAP transform call: fixed, so labels ignore the chunking
 
@@ -60,6 +61,12 @@ class Features:
     @property
     def n_features(self) -> int:
         return len(self.names)
+
+    def for_tasks(self) -> Features:
+        """These rules without the input array, to travel in tasks: dask looks inside a
+        dataclass argument for collections, so ``data`` would make every task depend on the
+        whole map (computed in full, in memory, before any band is processed)."""
+        return dataclasses.replace(self, data=None)
 
     def rows(self, block: np.ndarray) -> np.ndarray:
         """A band's features as float64 (pixels, features) rows (row-major over y, x)."""
@@ -184,9 +191,10 @@ def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random
     sample = np.sort(rng.choice(n_pixels, n_sample, replace=False))
     blocks = feats.data.to_delayed().ravel()
     starts = _band_offsets(feats.data)
+    rules = feats.for_tasks()
     parts = dask.compute(
         *[
-            dask.delayed(_stats_block)(b, int(s), feats, sample)
+            dask.delayed(_stats_block)(b, int(s), rules, sample)
             for b, s in zip(blocks, starts, strict=True)
         ]
     )
@@ -428,8 +436,8 @@ def classify(
         centroids = km.cluster_centers_
         n_classes = n_clusters
 
-    model = _Model(feats, centre, divisor, pca_mean, vectors, umap_model, centroids, tree,
-                   tree_labels, offset)  # fmt: skip
+    model = _Model(feats.for_tasks(), centre, divisor, pca_mean, vectors, umap_model, centroids,
+                   tree, tree_labels, offset)  # fmt: skip
     return _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed)
 
 
