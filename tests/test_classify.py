@@ -220,6 +220,11 @@ def test_each_band_is_read_once_per_pass():
     ds = xr.Dataset({"spectra": (("y", "x", "detector", "channel"), spectra)})
     cls = classify(ds, "kmeans", 3, bin=1)
     assert dict(reads) == {i: 1 for i in range(6)}  # pass 1: sums, Gram matrix, sample
+    # The first band's labels need the first band only, not the whole map.
+    first = cls.labels.data.blocks[0]
+    needed = first.__dask_graph__().cull(set(dask.core.flatten(first.__dask_keys__())))
+    bands = {k[1] for k in dict(needed) if isinstance(k, tuple) and k[0] == spectra.name}
+    assert 0 in bands and len(bands) < 6, bands  # its own rows (a band or two), not all six
     reads.clear()
     cls = cls.compute()
     assert dict(reads) == {i: 1 for i in range(6)}  # pass 2: labels, class spectra, sizes
