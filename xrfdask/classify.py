@@ -84,11 +84,21 @@ class Features:
             f = np.log1p(np.clip(f, 0, None))
         return f
 
-    def class_rows(self, block: np.ndarray) -> np.ndarray:
-        """A band's rows whose class sums are reported: full summed spectra, or element values."""
-        if self.kind == "spectra":
-            return block.sum(axis=2, dtype=np.float64).reshape(-1, block.shape[-1])
-        return np.nan_to_num(block.astype(np.float64)).reshape(-1, block.shape[-1])
+    def class_sums(self, block: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+        """(class, channel or line) sums of a band's pixels by label: full detector-summed
+        spectra (integer counts summed exactly, in the stored type's width), or element values.
+
+        One selection per class present (a class's pixels are copied once, in their stored
+        type), not a float64 copy of the band: the band is read about twice, not eight times.
+        """
+        flat = block.reshape(labels.size, -1, block.shape[-1])  # (pixels, detector or 1, last)
+        if self.kind != "spectra":
+            flat = np.nan_to_num(flat.astype(np.float64))
+        wide = np.int64 if flat.dtype.kind in "iub" else np.float64
+        out = np.zeros((n_classes, block.shape[-1]))
+        for c in np.unique(labels):
+            out[c] = flat[labels == c].sum(axis=(0, 1), dtype=wide)
+        return out
 
 
 def features_of(
@@ -283,9 +293,7 @@ def _result_block(block: np.ndarray, model: _Model, n_classes: int, want_scores:
     ny, nx = block.shape[:2]
     e = model.embed(f)
     lab, d2 = model.label(e)
-    rows = model.feats.class_rows(block)
-    sums = np.zeros((n_classes, rows.shape[1]))
-    np.add.at(sums, lab, rows)
+    sums = model.feats.class_sums(block, lab, n_classes)
     size = np.bincount(lab, minlength=n_classes)
     scores = model.scores(f).reshape(ny, nx, -1).astype(np.float32) if want_scores else None
     return (lab.reshape(ny, nx).astype(np.int32), e.reshape(ny, nx, -1).astype(np.float32),
