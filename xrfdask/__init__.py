@@ -78,9 +78,10 @@ __all__ = [
     "to_npy",
     "to_tiff",
     "to_zarr",
+    "tomo",
 ]
 
-_LAZY_MODULES = {"datasets", "plot", "testing"}  # imported on first use (xraylib, matplotlib)
+_LAZY_MODULES = {"datasets", "plot", "testing", "tomo"}  # imported on first use (xraylib, ...)
 #: Functions of modules that import xraylib or PyMca: loaded on first use, so ``import xrfdask``
 #: stays light.
 _LAZY_FUNCTIONS = {

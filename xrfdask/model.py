@@ -15,6 +15,8 @@ __all__ = [
     "RAW_DIMS",
     "PIXEL_DIMS",
     "MAP_DIMS",
+    "ELEMENT_VARIABLES",
+    "ELEMENT_GROUPS",
     "VARIABLE_ATTRS",
     "with_attrs",
     "line_union",
@@ -24,6 +26,11 @@ __all__ = [
 RAW_DIMS = ("y", "x", "detector", "channel")
 PIXEL_DIMS = ("y", "x", "detector")
 MAP_DIMS = ("y", "x")
+#: The element-map variable of each kind of result, most processed first: quantify, normalise,
+#: fit, div_by_cnc. Drawing, exporting and classifying a result use the first one it has.
+ELEMENT_VARIABLES = ("concentration", "normalised", "peak_area", "relative_difference")
+#: The layout groups holding element maps, most processed first.
+ELEMENT_GROUPS = ("quant", "norm", "fit")
 
 VARIABLE_ATTRS: dict[str, dict[str, Any]] = {
     "spectra": {"long_name": "counts per channel", "units": "counts"},

@@ -1,7 +1,7 @@
 """The ``xrfdask`` command. Every subcommand is a thin call into the Python API.
 
     xrfdask info FILE
-    xrfdask readout -f FILE [-o DIR] [-i] [-w] [-x X0 X1] [-y Y0 Y1] [-e] [-s MB] [-m]
+    xrfdask readout -f FILE [-o DIR] [-i] [-w] [-x X0 X1] [-y Y0 Y1] [-e] [-a] [-c [M]] [-dt [V]]
     xrfdask convert IN OUT [--group G] [--overwrite]
     xrfdask convert --id15 FILE --scan 1.1 --dim ROWS COLS [OUT]
     xrfdask convert --p06 SCANDIR [OUT]
@@ -11,6 +11,10 @@
     xrfdask detlim FILE --cnc CNC [CNC ...] [--tilt DEG] [-o OUT] [--png [FILE.png]] [--overwrite]
     xrfdask quantify FILE --ref REF.h5 [--ref ...] [--norm-line Rayl] [--absorb Fe --matrix CNC]
                 [--density D --thickness T] [--overwrite]
+    xrfdask classify FILE [--group fit|norm|quant] [--method ...] [-n K] [-o OUT]
+    xrfdask process FILE --config TOML [-o OUT] [--force] | --example-config
+    xrfdask images FILE [--group fit|norm|quant|rel_dif] [--log|--sqrt] [--correlation] [-o DIR]
+    xrfdask export FILE [--group ...] [--tiff DIR] [--csv OUT] [--class-csv OUT]
     xrfdask demo [--out DIR]
 
 Errors from bad input print one line (``xrfdask: error: …``) and exit with status 1; bad
@@ -35,7 +39,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: The subcommands, in the order ``xrfdask --help`` lists them; each is a module of this package.
 COMMANDS: tuple[str, ...] = (
     "info", "readout", "convert", "fit", "normalise", "detlim", "quantify", "classify", "process",
-    "images", "export", "demo",
+    "images", "export", "tomo", "demo",
 )  # fmt: skip
 
 

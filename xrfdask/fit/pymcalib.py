@@ -95,6 +95,16 @@ def fit_spectrum(configured, x: np.ndarray, y: np.ndarray, xmin: int, xmax: int)
     return result
 
 
+def fit_with_config(config: dict, counts: np.ndarray) -> dict[str, Any]:
+    """PyMca's full fit of one spectrum over the configuration's fit range, with the process's
+    configured ``McaTheory`` for ``config`` (under PyMca's lock): the digested result."""
+    y = np.asarray(counts, dtype=np.float64)
+    with PYMCA_LOCK:
+        configured = theory(config_key(config))
+        xmin, xmax = int(configured.config["fit"]["xmin"]), int(configured.config["fit"]["xmax"])
+        return fit_spectrum(configured, np.arange(y.size, dtype=np.float64), y, xmin, xmax)
+
+
 def fit_sum_spectrum(
     config: dict, sum_spectrum: np.ndarray
 ) -> dict[str, tuple[float, float, float]]:
@@ -103,11 +113,7 @@ def fit_sum_spectrum(
     The background is PyMca's ``statistics - fitarea`` (spec xrf_proc.md 3.4), the I_b that
     detection limits use. Uses the process's configured theory for this configuration.
     """
-    y = np.asarray(sum_spectrum, dtype=np.float64)
-    with PYMCA_LOCK:
-        configured = theory(config_key(config))
-        xmin, xmax = int(configured.config["fit"]["xmin"]), int(configured.config["fit"]["xmax"])
-        result = fit_spectrum(configured, np.arange(y.size, dtype=np.float64), y, xmin, xmax)
+    result = fit_with_config(config, sum_spectrum)
     return {
         line_label(g): (
             float(result[g]["fitarea"]),

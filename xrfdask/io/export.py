@@ -27,14 +27,13 @@ import xarray as xr
 
 from xrfdask.errors import ConfigError
 from xrfdask.io.atomic import atomic_output
+from xrfdask.model import ELEMENT_GROUPS, ELEMENT_VARIABLES
 
 __all__ = ["MAIN_VARIABLES", "class_spectra_to_csv", "open_result", "to_csv", "to_tiff"]
 
 #: The variable exported when none is named: the first of these the result has (quantify,
 #: normalise, fit, div_by_cnc; a classification's labels).
-MAIN_VARIABLES = ("concentration", "normalised", "peak_area", "relative_difference", "labels")
-#: Result groups :func:`open_result` chooses from, first present first.
-ELEMENT_GROUPS = ("quant", "norm", "fit")
+MAIN_VARIABLES = (*ELEMENT_VARIABLES, "labels")
 #: xrf_proc's scatter columns, after the element lines (``XProcH5toCSV``).
 SCATTER = ("Compt", "Rayl")
 #: Variables :func:`xrfdask.to_h5` writes dead-time corrected (``fit/``): exported the same way.

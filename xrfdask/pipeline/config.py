@@ -39,6 +39,7 @@ STEPS: tuple[str, ...] = (
     "normalise",
     "detection_limits",
     "quantify",
+    "tomo",
     "classify",
     "colour",
     "images",
@@ -90,6 +91,15 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "thickness": _Key(_NUMBER),
         "compat": _Key((str,)),
         "compare_cnc": _Key((str,), path=True),
+    },
+    "tomo": {
+        "group": _Key((str,), "norm"),
+        "rotation": _Key((str,), "mot1"),
+        "centre": _Key(_NUMBER),
+        "algorithm": _Key((str,), "fbp"),
+        "filter": _Key((str,), "shepp"),
+        "signal": _Key((str,)),
+        "lines": _Key((list,)),
     },
     "classify": {
         "method": _Key((str,), "pca-kmeans"),
@@ -276,6 +286,12 @@ elements = ["K", "Ca", "Ti", "Mn", "Fe", "Cu", "Zn", "Sr", "Pb"]
 # density = 2.65            # g/cm3 with thickness (cm): concentrations in ug/g
 # thickness = 0.003
 # compare_cnc = "nist613.cnc"   # rel_dif/: quant / certified
+
+# [tomo]                    # tomo/: a tomography scan's element maps (rows = angles)
+# group = "norm"
+# rotation = "mot1"         # the motor holding the angles (degrees)
+# centre = 255.5            # default: found on 'signal' (default: the line with most counts)
+# algorithm = "fbp"         # or "sart"
 
 [classify]                  # kmeans/ and PCA/
 method = "pca-kmeans"       # "kmeans", "umap-kmeans", "hdbscan"

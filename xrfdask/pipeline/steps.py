@@ -17,12 +17,12 @@ from typing import Any
 import xarray as xr
 
 from xrfdask.errors import ConfigError, FormatError
+from xrfdask.model import ELEMENT_GROUPS
 from xrfdask.pipeline import provenance
 
 __all__ = ["Context", "STEP_TYPES", "inputs_of", "run_step", "stored_fingerprint"]
 
 MANIFEST = "xrfdask-process.json"  # the images folder's record of its file steps
-ELEMENT_GROUPS = ("quant", "norm", "fit")  # most processed first
 
 
 @dataclass
@@ -93,6 +93,8 @@ def inputs_of(step: str, params: dict, ctx: Context) -> list[str]:
         return ["raw", "normalise"]
     if step == "quantify":
         return ["raw", "normalise"]
+    if step == "tomo":
+        return ["raw", _GROUP_OF_STEP.get(params["group"], params["group"])]
     if step == "classify":
         group = params["group"]
         return ["raw"] if group == "raw" else [_GROUP_OF_STEP.get(group, group)]
@@ -123,7 +125,7 @@ def stored_fingerprint(step: str, params: dict, ctx: Context) -> str | None:
     elif step == "quantify":
         groups = ["quant"] + (["rel_dif"] if params.get("compare_cnc") else [])
     else:
-        groups = [{"fit": "fit", "normalise": "norm", "classify": "kmeans"}[step]]
+        groups = [{"fit": "fit", "normalise": "norm", "classify": "kmeans", "tomo": "tomo"}[step]]
     found = set()
     for group in groups:
         try:
@@ -242,6 +244,22 @@ def _quantify(params: dict, ctx: Context, record: dict) -> list[str]:
     return written
 
 
+def _tomo(params: dict, ctx: Context, record: dict) -> list[str]:
+    from xrfdask.tomo import reconstruct
+
+    rec = reconstruct(
+        _open(ctx, params["group"]),
+        params["rotation"],
+        params["centre"],
+        params["algorithm"],
+        params["filter"],
+        params["lines"],
+        motors=ctx.ds,
+        signal=params["signal"],
+    )
+    return [_write(ctx, rec, "tomo", record)]
+
+
 def _classify(params: dict, ctx: Context, record: dict) -> list[str]:
     from xrfdask.classify import classify
 
@@ -279,19 +297,10 @@ def _images(params: dict, ctx: Context, record: dict) -> list[str]:
     groups = params["groups"] or [_element_group(ctx, None, "images")]
     for group in groups:
         result = _open(ctx, group)
-        if hasattr(plot, "overview"):
-            stem = ctx.images / Path(ctx.out).stem  # xrf_proc's names: <stem>_ch0_norm_overview
-            drawn = plot.overview(result, stem, ncols=params["ncols"],
-                                  log=params["log"], sqrt=params["sqrt"], cmap=params["cmap"],
-                                  dpi=params["dpi"])  # fmt: skip
-            files += [drawn] if isinstance(drawn, str | os.PathLike) else list(drawn)
-        else:
-            from xrfdask.classify import ELEMENT_VARIABLES
-
-            variable = next(v for v in ELEMENT_VARIABLES if v in result)
-            files.append(plot.element_maps(result, ctx.images / f"overview_{group}.png",
-                                           variable=variable))  # fmt: skip
-        if params["correlation"] and hasattr(plot, "correlation"):
+        stem = ctx.images / Path(ctx.out).stem  # xrf_proc's names: <stem>_ch0_norm_overview
+        options = {k: params[k] for k in ("ncols", "log", "sqrt", "cmap", "dpi")}
+        files += plot.overview(result, stem, **options)
+        if params["correlation"]:
             png = ctx.images / f"correlation_{group}.png"
             plot.correlation(result, png, dpi=params["dpi"])
             files.append(png)
@@ -323,6 +332,7 @@ STEP_TYPES = {
     "normalise": _normalise,
     "detection_limits": _detection_limits,
     "quantify": _quantify,
+    "tomo": _tomo,
     "classify": _classify,
     "colour": _colour,
     "images": _images,

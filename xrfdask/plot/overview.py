@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xrfdask.model import ELEMENT_VARIABLES
+
 __all__ = [
     "overview",
     "main_variable",
@@ -37,12 +39,7 @@ __all__ = [
 ]
 
 #: The element-map variable of each result and the layout group xrf_proc names its files by.
-GROUPS = {
-    "concentration": "quant",
-    "normalised": "norm",
-    "peak_area": "fit",
-    "relative_difference": "rel_dif",
-}
+GROUPS = dict(zip(ELEMENT_VARIABLES, ("quant", "norm", "fit", "rel_dif"), strict=True))
 _UM = {"mm": 1e3, "um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "m": 1e6,
        "cm": 1e4}  # fmt: skip
 
@@ -61,9 +58,11 @@ def main_variable(result: xr.Dataset | xr.DataArray, variable: str | None = None
         if variable not in result:
             raise ValueError(f"no variable {variable!r} in the result ({', '.join(result)})")
         return variable
-    found = next((v for v in GROUPS if v in result), None)
+    found = next((v for v in ELEMENT_VARIABLES if v in result), None)
     if found is None:
-        raise ValueError(f"no element maps ({', '.join(GROUPS)}) in the result; pass variable=")
+        raise ValueError(
+            f"no element maps ({', '.join(ELEMENT_VARIABLES)}) in the result; pass variable="
+        )
     return found
 
 

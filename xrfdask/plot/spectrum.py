@@ -103,13 +103,9 @@ def model_curves(config: dict, counts: np.ndarray) -> dict[str, np.ndarray]:
     """PyMca's full fit of one spectrum with ``config``: ``channel``, ``model``, ``continuum``
     over the fit range, and ``areas`` {line: fitted area} (as :func:`xrfdask.fit` fits the sum
     spectrum; the same configured ``McaTheory``, under the same lock)."""
-    from xrfdask.fit.pymcalib import PYMCA_LOCK, config_key, fit_spectrum, line_label, theory
+    from xrfdask.fit.pymcalib import fit_with_config, line_label
 
-    y = np.asarray(counts, dtype=np.float64)
-    with PYMCA_LOCK:
-        configured = theory(config_key(config))
-        xmin, xmax = int(configured.config["fit"]["xmin"]), int(configured.config["fit"]["xmax"])
-        result = fit_spectrum(configured, np.arange(y.size, dtype=np.float64), y, xmin, xmax)
+    result = fit_with_config(config, counts)
     return {
         "channel": np.asarray(result["xdata"], dtype=np.int64),
         "model": np.asarray(result["yfit"], dtype=np.float64),

@@ -172,6 +172,8 @@ RESULT_GROUPS: dict[str, GroupSchema] = {
             Field("rotation_center", "rotation_center", (), "scalar", compress=False),
             Field("ims", "tomogram", ("line", "ty", "tx")),
             Field("ims_stddev", "tomogram_error", ("line", "ty", "tx")),
+            # tomo/I1/{rotation_center, ims (1 x P x P), names} <-> transmission (ty, tx) and
+            # transmission_rotation_center: handled in tree.py (I1 is not a channel group).
         ),
         key_var="tomogram",
     ),

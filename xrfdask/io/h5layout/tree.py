@@ -491,6 +491,8 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
                         attrs=attrs,
                     )
                 )
+    if sch.name == "tomo" and "transmission" in ds:
+        nodes.extend(_transmission_nodes(ds, group))
     for dim in ("y", "x"):  # the map's coordinates (motors may be absent or of another map)
         if dim in ds.coords and ds[dim].ndim == 1 and dim in ds.dims:
             coord = ds[dim]
@@ -538,6 +540,37 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
             kind = "text" if isinstance(ds.attrs[key], str) else "scalar"
             nodes.append(Node(f"{group}/{path_in_group}", ds.attrs[key], (), kind, compress=False))
     return Layout(group, nodes, group_attrs)
+
+
+def _transmission_nodes(ds: xr.Dataset, group: str) -> list[Node]:
+    """``tomo/I1/{rotation_center, ims (1 x P x P), names=["transmission"]}`` (spec 10.2)."""
+    var = ds["transmission"].transpose("ty", "tx")
+    nodes = [
+        Node(f"{group}/I1/names", ["transmission"], ("line",), "names", compress=False),
+        Node(f"{group}/I1/ims", var.data[None], ("line", "ty", "tx"), attrs=_var_attrs(var)),
+    ]
+    if "transmission_rotation_center" in ds:
+        centre = float(ds["transmission_rotation_center"].values)  # eager-ok: scalar
+        nodes.append(Node(f"{group}/I1/rotation_center", centre, (), "scalar", compress=False))
+    return nodes
+
+
+def _read_transmission(reader, group: str) -> dict[str, Any]:
+    """``tomo/I1/`` as ``transmission`` (ty, tx) and ``transmission_rotation_center``."""
+    base = f"{group}/I1"
+    out: dict[str, Any] = {}
+    if reader.has(f"{base}/ims") and not reader.is_group(f"{base}/ims"):
+        ims = np.asarray(reader.read(f"{base}/ims"))
+        if ims.ndim == 3:
+            ims = ims[0]
+        out["transmission"] = (("ty", "tx"), ims, _stored_attrs(reader, f"{base}/ims"))
+    if reader.has(f"{base}/rotation_center"):
+        value = reader.read(f"{base}/rotation_center")
+        out["transmission_rotation_center"] = (
+            (),
+            float(value.item() if isinstance(value, np.ndarray) else value),
+        )
+    return out
 
 
 def _small_computed(ds: xr.Dataset) -> xr.Dataset:
@@ -649,6 +682,8 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
             if reader.has(p) and reader.shape(p) == (shape[axis],):
                 coords[dim] = (dim, np.asarray(reader.read(p)), _stored_attrs(reader, p))
         ds = ds.assign_coords(y=coords["y"], x=coords["x"])
+    if sch.name == "tomo" and reader.is_group(f"{group}/I1"):
+        ds = ds.assign(_read_transmission(reader, group))
     ds.attrs = attrs
     if sch.name == "norm" and _ATTRS_KEY not in group_attrs and "normalised_error" in ds:
         ds = _xrf_proc_norm_errors(ds)
