@@ -202,17 +202,28 @@ def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random
     blocks = feats.data.to_delayed().ravel()
     starts = _band_offsets(feats.data)
     rules = feats.for_tasks()
-    parts = dask.compute(
-        *[
-            dask.delayed(_stats_block)(b, int(s), rules, sample)
-            for b, s in zip(blocks, starts, strict=True)
-        ]
-    )
-    n = sum(p[0] for p in parts)
-    total = np.sum([p[1] for p in parts], axis=0)
-    gram = np.sum([p[2] for p in parts], axis=0)
-    rows = np.concatenate([p[4] for p in parts])
+    sample_task = dask.delayed(sample)  # one copy in the graph, not one per task
+    parts = [
+        dask.delayed(_stats_block)(b, int(s), rules, sample_task)
+        for b, s in zip(blocks, starts, strict=True)
+    ]
+    # A tree of merges, in band order: the bands' Gram matrices (features² each) never all
+    # wait in memory at once, however many bands the map has.
+    while len(parts) > 1:
+        parts = [dask.delayed(_merge_stats)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
+    n, total, gram, _, rows = dask.compute(parts[0])[0]
     return n, total, gram, rows
+
+
+def _merge_stats(*parts):
+    """Partial results of consecutive bands as one (sums added, sampled rows in order)."""
+    return (
+        sum(p[0] for p in parts),
+        np.sum([p[1] for p in parts], axis=0),
+        np.sum([p[2] for p in parts], axis=0),
+        np.concatenate([p[3] for p in parts]),
+        np.concatenate([p[4] for p in parts]),
+    )
 
 
 def pca_from_sums(n: int, total: np.ndarray, gram: np.ndarray, scale: np.ndarray):
