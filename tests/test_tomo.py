@@ -279,3 +279,18 @@ def test_a_stack_of_scans_reconstructs_slice_by_slice():
     sino = tomo.sinograms(stack, lines="Fe K", limit_rotation_range=(0, 30))
     assert sino.dims == ("slice", "detector", "line", "angle", "position")
     assert sino.shape == (2, 1, 1, 30, N) and sino["angle"].values[-1] == 87.0
+
+
+def test_a_centred_axis_is_at_half_the_columns_as_tomopy_counts_it():
+    # tomopy's default centre for a centred axis is dx / 2 (its detector runs over
+    # linspace(-1, 1, dx, endpoint=False): 128 for 256 columns), and xrf_proc's files hold
+    # tomopy's numbers; a centred scan of 128 columns must give 64, not 63.5.
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import radon, resize
+
+    from xrfdask.tomo import centre_of
+
+    theta = np.arange(0.0, 180.0, 1.0)
+    sino = radon(resize(shepp_logan_phantom(), (128, 128)), theta).T
+    assert centre_of(sino, theta)[0] == pytest.approx(64.0, abs=0.05)
+    assert centre_of(np.roll(sino, 3, axis=1), theta)[0] == pytest.approx(67.0, abs=0.05)
