@@ -50,19 +50,14 @@ def mark(name):
     _marks.append(name)
 """
 
-PIPELINE = (
-    SAMPLER
-    + """
+PIPELINE = """
 import xrfdask as xd
 mark("start")
 report = xd.process({path!r}, {config!r}, output={out!r}, images={images!r})
 print(json.dumps({{"steps": {{s.step: s.seconds for s in report.steps}}}}))
 """
-)
 
-BY_HAND = (
-    SAMPLER
-    + """
+BY_HAND = """
 import time
 import xrfdask as xd
 steps = {{}}
@@ -93,7 +88,6 @@ xd.plot.correlation(quant, {images!r} + "/correlation_quant.png")
 done("images")
 print(json.dumps({{"steps": steps}}))
 """
-)
 
 TAIL = "\nprint(json.dumps({'peaks': _peaks}))\n"
 
@@ -139,9 +133,10 @@ def main(argv=None) -> None:
         out = folder / f"{name.replace(' ', '_')}.h5"
         images = folder / f"{name.replace(' ', '_')}_images"
         out.unlink(missing_ok=True)
-        code = template.format(path=str(big), config=config, out=str(out), images=str(images),
-                               elements=list(ELEMENTS), reference=ref_h5, density=density,
-                               thickness=thickness)  # fmt: skip
+        fields = dict(path=str(big), config=config, out=str(out), images=str(images),
+                      elements=list(ELEMENTS), reference=ref_h5, density=density,
+                      thickness=thickness)  # fmt: skip
+        code = SAMPLER + template.format(**fields)
         results[name] = run(code)
     (rss_h, steps_h, peaks_h), (rss_p, steps_p, _) = results["by hand"], results["pipeline"]
     print(f"{'step':10s} {'by hand s':>10s} {'pipeline s':>11s} {'RSS by hand':>12s}")
