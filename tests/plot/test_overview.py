@@ -149,3 +149,13 @@ def test_computes_only_the_maps_drawn():
     fig = xrfdask.plot.overview(res, detector=1)
     assert [ax.get_title() for ax in image_axes(fig)] == ["A K", "B K", "C K"]
     np.testing.assert_allclose(image_axes(fig)[2].images[0].get_array(), maps[:, :, 1, 2])
+
+
+def test_concentrations_carry_their_unit_on_the_colour_bar():
+    maps = xr.DataArray(np.random.default_rng(0).random((6, 8, 1, 2)),
+                        dims=("y", "x", "detector", "line"),
+                        coords={"line": ["Fe K", "Zn K"], "detector": [0]})  # fmt: skip
+    q = xr.Dataset({"concentration": maps}, attrs={"unit": "ug/g"})
+    fig = xd.plot.overview(q, pixel_size=10.0)
+    titles = [a.get_title() for a in fig.axes if a.get_title().startswith("Int.")]
+    assert titles == ["Int.\n[ug/g]"] * 2

@@ -314,6 +314,7 @@ def overview(
         fig = _figure(
             images, line_names, ncols=ncols, pixel_um=horizontal, scale_bar=scale_bar,
             title="log. Int." if log else "sqrt. Int." if sqrt else "Int.", clim=clim, cmap=cmap,
+            unit=_unit(result, name),
         )  # fmt: skip
         figures.append(fig)
     if path is None:
@@ -329,7 +330,15 @@ def overview(
     return written
 
 
-def _figure(images, names, *, ncols, pixel_um, scale_bar, title, clim, cmap):
+def _unit(result, name: str) -> str:
+    """The colour bar's unit: xrf_proc's ``cts`` for areas and normalised intensities; a
+    quantification's own unit (µg/g, µg/cm²) for concentrations, as the result records it."""
+    if name == "concentration" and isinstance(result, xr.Dataset):
+        return str(result[name].attrs.get("units") or result.attrs.get("unit") or "cts")
+    return "cts"
+
+
+def _figure(images, names, *, ncols, pixel_um, scale_bar, title, clim, cmap, unit="cts"):
     """The collated figure (spec 8.5 geometry, inches)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
@@ -370,7 +379,7 @@ def _figure(images, names, *, ncols, pixel_um, scale_bar, title, clim, cmap):
         cax = fig.add_axes(((x0 + w + 0.05) / fig_w, y0 / fig_h, 0.1 / fig_w, h / fig_h))
         bar = fig.colorbar(shown, cax=cax, extend=extend, format=ticks)
         bar.ax.tick_params(labelsize=_CB_SIZE)
-        bar.ax.set_title(f"{title}\n[cts]", fontsize=_CB_SIZE)
+        bar.ax.set_title(f"{title}\n[{unit}]", fontsize=_CB_SIZE)
     return fig
 
 
