@@ -1,7 +1,8 @@
 """Cluster selection: start or join a dask cluster (:func:`connect`), and ask the active one.
 
 Each kind of cluster that :func:`connect` can start is a factory registered by name
-(``"local"``, ``"slurm"``, ``"pbs"``); other kinds (dask-kubernetes...) register theirs with
+(``"local"``; ``"slurm"``, ``"pbs"``, ``"sge"``, ``"lsf"`` through dask-jobqueue;
+``"kubernetes"`` through dask-kubernetes); other kinds register theirs with
 :func:`register_cluster`. Anything else is a scheduler address or a scheduler file.
 """
 
@@ -14,12 +15,14 @@ from typing import Any
 
 import dask
 
-__all__ = ["connect", "current_client", "parallelism", "register_cluster"]
+__all__ = ["connect", "current_client", "jobqueue_cluster", "parallelism", "register_cluster"]
 
 logger = logging.getLogger("xrfdask.runtime")
 
 #: kind -> factory(n_workers=..., threads_per_worker=..., memory_limit=..., dashboard_address=...,
-#: processes=..., warm=..., **cluster_kwargs) -> a started cluster (a ``distributed`` deploy object)
+#: processes=..., warm=..., **cluster_kwargs) -> a started cluster (a ``distributed`` deploy
+#: object). ``cluster_kwargs`` hold ``adapt=(minimum, maximum)``, ``security=`` (a ``Security``)
+#: and a batch job's ``cores=``, ``memory=``, ``walltime=``, ``queue=`` only when they are given.
 CLUSTERS: dict[str, Callable[..., Any]] = {}
 
 #: The worker preload that imports xrfdask and loads its compiled kernels at start-up.
@@ -70,10 +73,13 @@ def _local_cluster(
     dashboard_address: str,
     processes: bool,
     warm: bool,
+    adapt: tuple[int, int] | None = None,
     **cluster_kwargs: Any,
 ):
     from distributed import LocalCluster
 
+    if adapt is not None:
+        n_workers = adapt[0]
     if warm and processes:
         # Imports and numba's cache loads run while the worker starts, before it takes tasks
         # (measured on the 1.3 GB map: 1-2 s in each worker's first tasks otherwise).
@@ -96,39 +102,175 @@ def _local_cluster(
         from xrfdask.runtime.preload import warm_up
 
         warm_up()  # the workers are threads of this process
+    if adapt is not None:
+        cluster.adapt(minimum=adapt[0], maximum=adapt[1])
     return cluster
 
 
+#: dask-jobqueue's cluster class for each batch system ``connect`` knows by name.
+JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+
+
+def jobqueue_cluster(
+    kind: str,
+    *,
+    dashboard_address: str = "127.0.0.1:8787",
+    security: Any = None,
+    **cluster_kwargs: Any,
+):
+    """A dask-jobqueue cluster of ``kind`` (``"slurm"``, ``"pbs"``, ``"sge"``, ``"lsf"``), no jobs.
+
+    Only the settings given are passed: dask-jobqueue takes the others from dask's
+    configuration, ``jobqueue.<kind>.*`` (``~/.config/dask/jobqueue.yaml``, ``/etc/dask/``,
+    ``DASK_JOBQUEUE__SLURM__CORES=...``). The scheduler runs here, reachable from the compute
+    nodes; its dashboard binds to ``dashboard_address`` (loopback by default) unless
+    ``scheduler_options`` (given, or ``jobqueue.<kind>.scheduler-options``) says otherwise.
+    ``cluster.job_script()`` shows the script each job will run.
+    """
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ImportError(
+            f'scheduler={kind!r} needs dask-jobqueue: pip install "xrfdask[cluster]"'
+        ) from None
+    cls = getattr(dask_jobqueue, JOBQUEUE[kind])
+    configured = dask.config.get(f"jobqueue.{kind}.scheduler-options", None) or {}
+    cluster_kwargs["scheduler_options"] = {
+        "dashboard_address": dashboard_address,
+        **configured,
+        **(cluster_kwargs.get("scheduler_options") or {}),
+    }
+    if security is not None and security is not False:
+        cluster_kwargs["security"] = security
+    return cls(**cluster_kwargs)
+
+
 def _jobqueue(kind: str) -> Callable[..., Any]:
-    def factory(*, n_workers: int | None, warm: bool, **cluster_kwargs: Any):
-        try:
-            import dask_jobqueue
-        except ImportError:
-            raise ImportError(
-                f"scheduler={kind!r} needs dask-jobqueue: pip install dask-jobqueue"
-            ) from None
-        for key in ("threads_per_worker", "memory_limit", "dashboard_address", "processes"):
-            cluster_kwargs.pop(key, None)  # set by ~/.config/dask/jobqueue.yaml
-        cls = dask_jobqueue.SLURMCluster if kind == "slurm" else dask_jobqueue.PBSCluster
-        cluster = cls(**cluster_kwargs)
-        cluster.scale(jobs=n_workers or 1)
+    def factory(
+        *,
+        n_workers: int | None,
+        threads_per_worker: int | None,
+        memory_limit: str | None,
+        dashboard_address: str,
+        processes: bool | int,
+        warm: bool,
+        adapt: tuple[int, int] | None = None,
+        **cluster_kwargs: Any,
+    ):
+        if threads_per_worker is not None:
+            raise ValueError(
+                f"threads_per_worker does not apply to scheduler={kind!r}: a job's cores= "
+                "threads are shared among its processes= workers"
+            )
+        if memory_limit not in (None, "auto"):
+            cluster_kwargs.setdefault("memory", memory_limit)  # one worker per job by default
+        if type(processes) is int:  # worker processes per job (a bool: LocalCluster's switch)
+            cluster_kwargs.setdefault("processes", processes)
+        cluster = jobqueue_cluster(kind, dashboard_address=dashboard_address, **cluster_kwargs)
+        if adapt is not None:
+            cluster.adapt(minimum_jobs=adapt[0], maximum_jobs=adapt[1])
+        else:
+            cluster.scale(jobs=n_workers or 1)
         return cluster
 
     return factory
 
 
-register_cluster("slurm")(_jobqueue("slurm"))
-register_cluster("pbs")(_jobqueue("pbs"))
+for _kind in JOBQUEUE:
+    register_cluster(_kind)(_jobqueue(_kind))
+
+
+@register_cluster("kubernetes")
+def _kubernetes(
+    *,
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    memory_limit: str | None,
+    dashboard_address: str,
+    processes: bool,
+    warm: bool,
+    adapt: tuple[int, int] | None = None,
+    security: Any = None,
+    **cluster_kwargs: Any,
+):
+    """A cluster of pods through the Dask Kubernetes Operator (``DaskCluster`` resources)."""
+    try:
+        from dask_kubernetes.operator import KubeCluster
+    except ImportError:
+        raise ImportError(
+            'scheduler="kubernetes" needs dask-kubernetes: pip install "xrfdask[kubernetes]"'
+        ) from None
+    if security is not None and security is not False:
+        raise ValueError(
+            'security= does not apply to scheduler="kubernetes": configure TLS in the '
+            "DaskCluster resource (see deploy/kubernetes/)"
+        )
+    if n_workers is not None:
+        cluster_kwargs["n_workers"] = n_workers if adapt is None else adapt[0]
+    cluster = KubeCluster(**cluster_kwargs)  # image, name, namespace... or dask config kubernetes.*
+    if adapt is not None:
+        cluster.adapt(minimum=adapt[0], maximum=adapt[1])
+    return cluster
+
+
+def _adapt_range(adapt: bool | tuple[int, int], workers: int | None) -> tuple[int, int] | None:
+    """``adapt=`` as (minimum, maximum), or None for a fixed size."""
+    if adapt is False or adapt is None:
+        return None
+    if adapt is True:
+        if workers is None:
+            raise ValueError(
+                "adapt=True scales between 0 and workers=N: give workers, or "
+                "adapt=(minimum, maximum)"
+            )
+        return 0, int(workers)
+    try:
+        low, high = (int(v) for v in adapt)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"adapt must be True, False or (minimum, maximum), not {adapt!r}"
+        ) from None
+    if not 0 <= low <= high:
+        raise ValueError(f"adapt=(minimum, maximum) needs 0 <= minimum <= maximum, not {adapt!r}")
+    return low, high
+
+
+def _security(security: Any, *, joining: bool):
+    """``security=`` as a ``distributed.security.Security`` (None when not given)."""
+    if security is None or security is False:
+        return None
+    if security is True:
+        if joining:
+            raise ValueError(
+                "security=True makes new certificates, which an existing scheduler does not "
+                "trust: give a Security with its CA and a client certificate"
+            )
+        from distributed.security import Security
+
+        try:
+            return Security.temporary()
+        except ImportError:
+            raise ImportError(
+                'security=True needs the cryptography package: pip install "xrfdask[cluster]"'
+            ) from None
+    return security
 
 
 def connect(
     scheduler: str | None = None,
     *,
+    workers: int | None = None,
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     memory_limit: str | None = "auto",
     dashboard_address: str = "127.0.0.1:8787",
-    processes: bool = True,
+    processes: bool | int = True,
+    cores: int | None = None,
+    memory: str | None = None,
+    walltime: str | None = None,
+    queue: str | None = None,
+    adapt: bool | tuple[int, int] = False,
+    security: Any = None,
     warm: bool | None = None,
     **cluster_kwargs: Any,
 ):
@@ -138,11 +280,33 @@ def connect(
     ----------
     scheduler : str, optional
         None or ``"local"``: a new ``LocalCluster`` on 127.0.0.1 (process workers, dashboard on
-        loopback). A registered kind (``"slurm"``, ``"pbs"``: a dask-jobqueue cluster
-        configured by ``~/.config/dask/jobqueue.yaml``; see :func:`register_cluster`).
-        A path to a scheduler file. Otherwise a scheduler address, ``"tcp://host:port"``.
-    n_workers, threads_per_worker, memory_limit, dashboard_address, processes
-        LocalCluster settings (the default splits the machine's cores between workers).
+        loopback). ``"slurm"``, ``"pbs"``, ``"sge"``, ``"lsf"``: a dask-jobqueue cluster (the
+        ``cluster`` extra), one batch job per worker, whose settings not given here come from
+        dask's configuration ``jobqueue.<kind>.*`` (``~/.config/dask/jobqueue.yaml``, ``DASK_*``
+        variables). ``"kubernetes"``: pods through the Dask Kubernetes Operator (the
+        ``kubernetes`` extra; ``image=``, ``name=``... in ``cluster_kwargs``). Another kind
+        registered with :func:`register_cluster`. A path to a scheduler file. Otherwise a
+        scheduler address, ``"tcp://host:port"`` or ``"tls://host:port"``.
+    workers : int, optional
+        How many workers: LocalCluster workers, batch jobs (a job runs ``processes`` workers,
+        one by default) or pods. ``n_workers`` is the same, LocalCluster's spelling.
+    threads_per_worker, memory_limit, processes
+        LocalCluster settings (the default splits the machine's cores between workers). For a
+        batch system ``memory_limit`` is the job's ``memory`` when that is not given, and
+        ``processes`` as an int is the workers per job.
+    dashboard_address : str
+        Where the scheduler's dashboard listens: loopback by default, also for a batch system's
+        scheduler on a login node (reach it through ``ssh -L 8787:127.0.0.1:8787 login-node``).
+    cores, memory, walltime, queue
+        One batch job's cores, memory (``"16GiB"``), time limit (``"01:00:00"``) and queue or
+        partition; only those given are passed, over ``jobqueue.<kind>.*``.
+    adapt : bool or (int, int)
+        Scale with the work instead of to a fixed size: True for between 0 and ``workers``, or
+        ``(minimum, maximum)`` workers (jobs for a batch system).
+    security : distributed.security.Security or True, optional
+        TLS for every connection (``tls://``): True makes temporary self-signed certificates
+        for a cluster started here (needs ``cryptography``); a ``Security`` with files is used
+        by the cluster started here, or by the client joining an existing scheduler.
     warm : bool, optional
         Import xrfdask and load its compiled kernels in every worker as it starts
         (:mod:`xrfdask.runtime.preload`), so that the first tasks do not pay for it. Default:
@@ -150,7 +314,8 @@ def connect(
         ``DASK_XRFDASK__RUNTIME__WARM_WORKERS=False``, turns it off), off when joining an
         existing scheduler.
     **cluster_kwargs
-        Passed to the cluster class.
+        Passed to the cluster class (``account=``, ``job_extra_directives=``, ``interface=``,
+        ``scheduler_options=``... for dask-jobqueue).
 
     Returns
     -------
@@ -160,8 +325,24 @@ def connect(
     """
     from distributed import Client
 
+    if workers is not None and n_workers is not None and workers != n_workers:
+        raise ValueError(f"workers={workers} and n_workers={n_workers} disagree: give one")
+    n_workers = n_workers if workers is None else workers
     kind = "local" if scheduler is None else scheduler
+    job = {"cores": cores, "memory": memory, "walltime": walltime, "queue": queue}
+    job = {key: value for key, value in job.items() if value is not None}
+    if job and kind not in JOBQUEUE:
+        raise ValueError(
+            f"{', '.join(f'{key}=' for key in job)} apply to a batch system "
+            f"({', '.join(map(repr, JOBQUEUE))}), not scheduler={scheduler!r}"
+        )
+    adapt_range = _adapt_range(adapt, n_workers)
     if kind in CLUSTERS:
+        security = _security(security, joining=False)
+        if security is not None:
+            cluster_kwargs["security"] = security
+        if adapt_range is not None:
+            cluster_kwargs["adapt"] = adapt_range
         cluster = CLUSTERS[kind](
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
@@ -169,13 +350,20 @@ def connect(
             dashboard_address=dashboard_address,
             processes=processes,
             warm=_warm_default() if warm is None else warm,
+            **job,
             **cluster_kwargs,
         )
-        client = Client(cluster)
+        client = Client(cluster, security=security)
         if kind != "local" and (warm or warm is None and _warm_default()):
             _warm_workers(client)
     else:
-        client = Client(scheduler_file=kind) if os.path.exists(kind) else Client(kind)
+        if adapt_range is not None:
+            raise ValueError("adapt= applies to a cluster started here, not to a scheduler address")
+        security = _security(security, joining=True)
+        if os.path.exists(kind):
+            client = Client(scheduler_file=kind, security=security)
+        else:
+            client = Client(kind, security=security)
         if warm:
             _warm_workers(client)
     logger.info("dask dashboard: %s", client.dashboard_link)

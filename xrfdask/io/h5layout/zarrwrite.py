@@ -58,15 +58,16 @@ def _replace_group(layout: Layout, store: str, overwrite: bool) -> None:
     )
     try:
         _write_groups(staging, layout)
-        tag = uuid.uuid4().hex[:8]
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        old = f"{target}.old-{tag}"
+        # Readers trust the consolidated metadata over the tree: drop it before the tree changes,
+        # so a writer killed from here on leaves a store read from its own per-array metadata
+        # (the old or the new group, never one read with the other's metadata).
+        _drop_consolidated(store)
         if os.path.exists(target):
-            os.replace(target, old)
+            # Aside into the staging folder (deleted below), not beside the group in the store.
+            os.replace(target, os.path.join(staging, f".old-{uuid.uuid4().hex[:8]}"))
         os.replace(os.path.join(staging, group), target)
         _mark_groups(store, group)
-        if os.path.exists(old):
-            shutil.rmtree(old)
         # Group attributes above the written group (e.g. detlim/ for detlim/<cnc>).
         root = zarr.open_group(store, mode="r+", use_consolidated=False)  # the new group too
         for gpath, attrs in layout.group_attrs.items():
@@ -84,6 +85,14 @@ def _mark_groups(store: str, group: str) -> None:
         folder = os.path.join(store, *parts[:i])
         if not os.path.exists(os.path.join(folder, ".zgroup")):
             zarr.open_group(folder, mode="a", zarr_format=2)
+
+
+def _drop_consolidated(store: str) -> None:
+    """Remove the store's consolidated metadata (zarr 2's ``.zmetadata``) until it is rewritten."""
+    try:
+        os.unlink(os.path.join(store, ".zmetadata"))
+    except FileNotFoundError:
+        pass
 
 
 def _consolidate(store: str) -> None:
