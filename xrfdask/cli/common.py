@@ -168,13 +168,14 @@ def connect_arguments(args: argparse.Namespace) -> tuple[str | None, dict[str, A
 
 def _security(args: argparse.Namespace):
     files = {key: getattr(args, key, None) for key in ("tls_ca_file", "tls_cert", "tls_key")}
+    given = [v for v in files.values() if v]  # eager-ok: three option values
     if getattr(args, "tls", False):
-        if any(files.values()):
+        if given:
             raise UsageError("give --tls or --tls-ca-file/--tls-cert/--tls-key, not both")
         return True
-    if not any(files.values()):
+    if not given:
         return None
-    if not all(files.values()):
+    if len(given) < len(files):
         raise UsageError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
     from distributed.security import Security
 
