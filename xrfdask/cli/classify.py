@@ -6,7 +6,7 @@ import argparse
 import os
 import time
 
-from xrfdask.cli.common import Parents, UsageError, chunks, scheduler
+from xrfdask.cli.common import Parents, UsageError, chunks, detector_label, scheduler
 
 DESCRIPTION = (
     "Classify the pixels of FILE (.GeoPIXE, .h5 or .zarr) by their detector-summed spectra "
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with scheduler(args):
         ds = open_map(args.file, group=args.group or "raw", chunks=chunks(args))
         t0 = time.perf_counter()
-        detector = args.detector
-        if detector is not None and "detector" in ds.coords and ds["detector"].dtype.kind in "iu":
-            detector = int(detector)
+        detector = detector_label(ds, args.detector)
         cls = classify(ds, args.method, args.n_clusters, n_components=args.components,
                        seed=args.seed, bin=args.bin, transform=args.transform,
                        detector=detector).persist()  # fmt: skip

@@ -27,6 +27,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "chunks",
+    "detector_label",
     "cluster_options",
     "connect_arguments",
     "make_parents",
@@ -253,3 +254,12 @@ def run_command(
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def detector_label(ds: Any, value: str | None) -> Any:
+    """``--detector`` as the label type of the map's detectors: ``"0"`` is ``0`` where the
+    labels are integers (a ``.GeoPIXE`` map), a name (``channel00``, ``sum``) stays a name."""
+    if value is not None and "detector" in ds.coords and ds["detector"].dtype.kind in "iu":
+        if value.lstrip("-").isdigit():
+            return int(value)
+    return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xrfdask.cli.common import Parents, UsageError, scheduler
+from xrfdask.cli.common import Parents, UsageError, detector_label, scheduler
 
 DESCRIPTION = (
     "Export a result group of FILE (.h5 or .zarr): --tiff DIR writes one float32 TIFF per line "
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with scheduler(args):
         if args.tiff or args.csv:
             result = open_result(args.file, group=args.group)
-            detector = _detector(result, args.detector)
+            detector = detector_label(result, args.detector)
             if args.tiff:
                 written += to_tiff(result, args.tiff, variable=args.variable, detector=detector,
                                    lines=args.lines, overwrite=args.overwrite)  # fmt: skip
@@ -58,18 +58,10 @@ def run(args: argparse.Namespace) -> int:
         if args.class_csv:
             cls = open_result(args.file, group="kmeans")
             # --detector picks element maps; the class table only with --group kmeans.
-            class_detector = _detector(cls, args.detector) if args.group == "kmeans" else None
+            class_detector = detector_label(cls, args.detector) if args.group == "kmeans" else None
             written.append(class_spectra_to_csv(cls, args.class_csv, mean=not args.sums,
                                                 detector=class_detector,
                                                 overwrite=args.overwrite))  # fmt: skip
     print(f"{args.file} -> {len(written)} file(s): " + ", ".join(written[:3])
           + (", ..." if len(written) > 3 else ""))  # fmt: skip
     return 0
-
-
-def _detector(ds, detector: str | None):
-    """``--detector`` as the label type of the file's detectors (``0`` for integer labels)."""
-    if detector is not None and "detector" in ds.coords and ds["detector"].dtype.kind in "iu":
-        if detector.lstrip("-").isdigit():
-            return int(detector)
-    return detector
