@@ -231,3 +231,21 @@ def test_each_band_is_read_once_per_pass():
     cls = cls.compute()
     assert dict(reads) == {i: 1 for i in range(6)}  # pass 2: labels, class spectra, sizes
     assert adjusted_rand_score(truth.ravel(), cls.labels.values.ravel()) == 1.0
+
+
+def test_geopixe_map_classified_from_its_records_as_from_dense_spectra(tmp_path):
+    """A .GeoPIXE map's features and class spectra come from the sparse records (no dense
+    spectra); the result is the dense path's, value for value."""
+    import xrfdask as xd
+
+    ds, truth, _ = phase_map()
+    path = xd.to_geopixe(ds, tmp_path / "phases.GeoPIXE")
+    raw = xd.open_geopixe(path, chunks={"y": 6})
+    fast = classify(raw, "pca-kmeans", n_clusters=4, energy=(1.0, 16.0)).compute()
+    dense = classify(raw.assign(spectra=raw.spectra + 0), "pca-kmeans", n_clusters=4,
+                     energy=(1.0, 16.0)).compute()  # fmt: skip
+    assert "geopixe-binned" in str(classify(raw, "pca-kmeans", 4).labels.data.dask.layers)
+    assert adjusted_rand_score(truth.ravel(), fast["labels"].values.ravel()) == 1.0
+    np.testing.assert_array_equal(fast["labels"], dense["labels"])
+    np.testing.assert_array_equal(fast["class_spectra"], dense["class_spectra"])
+    np.testing.assert_allclose(fast["scores"], dense["scores"], rtol=1e-6, atol=1e-4)

@@ -35,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from xrfdask.errors import ConfigError
+from xrfdask.io import fastpaths
 from xrfdask.model import ELEMENT_VARIABLES
 
 __all__ = ["METHODS", "classify", "features_of", "pca_from_sums"]
@@ -57,6 +58,10 @@ class Features:
     energy: np.ndarray | None  # keV per feature (spectra)
     source: str  # what was clustered, written as kmeans/.../data_dir_clustered
     detector: Any = None  # element maps: the detector label classified
+    # Spectra read by a reader with fast paths (.GeoPIXE): ``data`` holds the features already
+    # binned from the sparse records, and ``raw`` the reader's own spectra, from which the
+    # class spectra are summed by label (no dense spectra in either pass).
+    raw: da.Array | None = None
 
     @property
     def n_features(self) -> int:
@@ -66,11 +71,17 @@ class Features:
         """These rules without the input array, to travel in tasks: dask looks inside a
         dataclass argument for collections, so ``data`` would make every task depend on the
         whole map (computed in full, in memory, before any band is processed)."""
-        return dataclasses.replace(self, data=None)
+        return dataclasses.replace(self, data=None, raw=None)
+
+    @property
+    def prebinned(self) -> bool:
+        return self.kind == "spectra" and self.data is not None and self.data.ndim == 3
 
     def rows(self, block: np.ndarray) -> np.ndarray:
         """A band's features as float64 (pixels, features) rows (row-major over y, x)."""
-        if self.kind == "spectra":
+        if self.kind == "spectra" and block.ndim == 3:  # binned by the reader
+            f = block
+        elif self.kind == "spectra":
             spectra = block[..., self.window]
             ny, nx, nd, nc = spectra.shape
             nb = nc // self.bin
@@ -160,10 +171,12 @@ def features_of(
             if centres is not None
             else [f"channels {lo + i * bin}-{lo + (i + 1) * bin - 1}" for i in range(nb)]
         )
-        data = _band_chunks(spectra.data)
-        return Features(
-            data, "spectra", slice(lo, hi), bin, transform, names, centres, "raw/spectra"
-        )
+        bins = np.full(n_channels, -1, dtype=np.int64)
+        bins[lo : lo + nb * bin] = np.arange(nb * bin) // bin
+        binned = fastpaths.pixel_binned_sums(spectra.data, bins)
+        data = _band_chunks(spectra.data if binned is None else binned)
+        return Features(data, "spectra", slice(lo, hi), bin, transform, names, centres,
+                        "raw/spectra", raw=None if binned is None else spectra.data)  # fmt: skip
     if "line" not in var.dims:
         raise ConfigError(f"classify: '{variable}' has no 'line' dimension to classify over")
     if "detector" in var.dims:
@@ -199,24 +212,32 @@ def _band_offsets(data: da.Array) -> np.ndarray:
 
 
 def _stats_block(block: np.ndarray, start: int, feats: Features, sample: np.ndarray):
-    """Partial sums of one band and the features of its sampled pixels."""
+    """Count, sums and scatter matrix (sum of outer products about the band's own mean) of one
+    band, and the features of its sampled pixels."""
     from xrfdask.fit.blas import one_blas_thread
 
     f = feats.rows(block)
     pick = sample[(sample >= start) & (sample < start + len(f))]
+    total = f.sum(axis=0)
+    # About the band's own mean: no cancellation between large sums of squares and the mean's
+    # square (the covariance's small components would lose their digits). float64 throughout:
+    # float32 halves this product's time but moves minor loadings by 1e-5.
+    centred = f - total / max(len(f), 1)
     with one_blas_thread():  # BLAS threads beside dask's oversubscribe the cores
-        gram = f.T @ f
-    return len(f), f.sum(axis=0), gram, pick, f[pick - start].astype(np.float32)
+        scatter = centred.T @ centred
+    return len(f), total, scatter, pick, f[pick - start].astype(np.float32)
 
 
 def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random.Generator):
-    """Pass 1: count, sums, Gram matrix and the sampled rows, in one compute."""
+    """Pass 1: count, sums, scatter matrix and the sampled rows, in one compute."""
     n_sample = min(sample_size, n_pixels)
     sample = np.sort(rng.choice(n_pixels, n_sample, replace=False))
     blocks = feats.data.to_delayed().ravel()
     starts = _band_offsets(feats.data)
-    rules = feats.for_tasks()
-    sample_task = dask.delayed(sample)  # one copy in the graph, not one per task
+    # One copy of each in the graph, not one per task; traverse=False: dask would otherwise
+    # walk the rules' fields (hundreds of feature names) again for every band.
+    rules = dask.delayed(feats.for_tasks(), traverse=False)
+    sample_task = dask.delayed(sample)
     parts = [
         dask.delayed(_stats_block)(b, int(s), rules, sample_task)
         for b, s in zip(blocks, starts, strict=True)
@@ -225,29 +246,54 @@ def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random
     # wait in memory at once, however many bands the map has.
     while len(parts) > 1:
         parts = [dask.delayed(_merge_stats)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
-    n, total, gram, _, rows = dask.compute(parts[0])[0]
-    return n, total, gram, rows
+    n, total, scatter, _, rows = dask.compute(parts[0])[0]
+    return n, total, scatter, rows
 
 
 def _merge_stats(*parts):
-    """Partial results of consecutive bands as one (sums added, sampled rows in order)."""
+    """Partial results of consecutive bands as one (sums added, scatter matrices combined
+    about the common mean (Chan et al.'s pairwise update), sampled rows in order)."""
+    n, total, scatter = parts[0][0], parts[0][1].copy(), parts[0][2].copy()
+    for m, t, s, _, _ in parts[1:]:
+        if m == 0:
+            continue
+        if n > 0:
+            delta = t / m - total / n
+            scatter += s + np.outer(delta, delta) * (n * m / (n + m))
+        else:
+            scatter = s.copy()
+        n, total = n + m, total + t
     return (
-        sum(p[0] for p in parts),
-        np.sum([p[1] for p in parts], axis=0),
-        np.sum([p[2] for p in parts], axis=0),
+        n,
+        total,
+        scatter,
         np.concatenate([p[3] for p in parts]),
         np.concatenate([p[4] for p in parts]),
     )
 
 
-def pca_from_sums(n: int, total: np.ndarray, gram: np.ndarray, scale: np.ndarray):
+def pca_from_sums(n: int, total: np.ndarray, scatter: np.ndarray, scale: np.ndarray):
     """Eigen-decomposition of the covariance of ``features / scale`` from its sums.
 
-    Returns the mean, eigenvalues (descending) and eigenvectors (features, components), signs
-    as scikit-learn's ``svd_flip`` (each component's largest loading positive).
+    Parameters
+    ----------
+    n : int
+        Number of rows (pixels).
+    total : ndarray (features,)
+        Sum of the rows.
+    scatter : ndarray (features, features)
+        Sum of the outer products of the rows about their mean.
+    scale : ndarray (features,)
+        Divisor of each feature.
+
+    Returns
+    -------
+    mean, eigenvalues, eigenvectors
+        The mean, eigenvalues (descending) and eigenvectors (features, components), signs as
+        scikit-learn's ``svd_flip`` (each component's largest loading positive).
     """
     mean = total / n
-    cov = (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
+    cov = scatter / max(n - 1, 1)
     cov /= np.outer(scale, scale)
     evals, evecs = np.linalg.eigh(cov)
     order = np.argsort(evals)[::-1]
@@ -257,10 +303,10 @@ def pca_from_sums(n: int, total: np.ndarray, gram: np.ndarray, scale: np.ndarray
     return mean, evals, evecs
 
 
-def _scale(scale: str | None, n: int, total: np.ndarray, gram: np.ndarray) -> tuple:
+def _scale(scale: str | None, n: int, total: np.ndarray, scatter: np.ndarray) -> tuple:
     """Centre and divisor of each feature: z-score (xrf_proc's PCA), whiten (its k-means)."""
     mean = total / n
-    sd = np.sqrt(np.clip(np.diag(gram) / n - mean**2, 0, None))
+    sd = np.sqrt(np.clip(np.diag(scatter) / n, 0, None))
     sd = np.where(sd > 0, sd, 1.0)  # a constant feature: left as is (scipy's whiten does so)
     if scale is None:
         return np.zeros_like(mean), np.ones_like(mean)
@@ -312,20 +358,22 @@ class _Model:
         return self.tree_labels[nearest], np.full(len(e), np.nan)
 
 
-def _result_block(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool):
+def _result_block(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool,
+                  want_sums: bool):  # fmt: skip
     """Pass 2 on one band: labels, embedding, scores and per-class partial sums."""
     from xrfdask.fit.blas import one_blas_thread
 
     with one_blas_thread():
-        return _result_block_in(block, model, n_classes, want_scores)
+        return _result_block_in(block, model, n_classes, want_scores, want_sums)
 
 
-def _result_block_in(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool):
+def _result_block_in(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool,
+                     want_sums: bool):  # fmt: skip
     f = model.feats.rows(block)
     ny, nx = block.shape[:2]
     e = model.embed(f)
     lab, d2 = model.label(e)
-    sums = model.feats.class_sums(block, lab, n_classes)
+    sums = model.feats.class_sums(block, lab, n_classes) if want_sums else None
     size = np.bincount(lab, minlength=n_classes)
     scores = model.scores(f).reshape(ny, nx, -1).astype(np.float32) if want_scores else None
     return (lab.reshape(ny, nx).astype(np.int32), e.reshape(ny, nx, -1).astype(np.float32),
@@ -395,7 +443,8 @@ def classify(
         Feature scaling: ``"zscore"`` (xrf_proc's PCA), ``"whiten"`` (its k-means: divide by the
         standard deviation). ``"auto"``: z-score for element maps, none for spectra (counts are
         comparable across channels).
-    n_neighbors, min_dist : UMAP settings (ReadoutXFM: 30 and 0.1).
+    n_neighbors, min_dist : int, float
+        UMAP settings (ReadoutXFM: 30 and 0.1).
     min_cluster_size : int, optional
         HDBSCAN's; default 1 % of the sample, at least 5 (the original's npx/1000 fails under
         1,500 pixels).
@@ -424,11 +473,10 @@ def classify(
     if n_pixels < 2:
         raise ConfigError("classify: the map has fewer than 2 pixels")
     rng = np.random.default_rng(seed)
-    n, total, gram, sample = _statistics(feats, n_pixels, sample_size, rng)
-    centre, divisor = _scale(scale, n, total, gram)
-    _, evals, evecs = pca_from_sums(n, total, gram, divisor)
+    n, total, scatter, sample = _statistics(feats, n_pixels, sample_size, rng)
+    centre, divisor = _scale(scale, n, total, scatter)
+    _, evals, evecs = pca_from_sums(n, total, scatter, divisor)
     pca_mean = (total / n - centre) / divisor  # the features' mean in scaled units
-    x = (sample - centre) / divisor
 
     k_pca = None
     if method == "pca-kmeans":
@@ -436,7 +484,14 @@ def classify(
     elif method in ("umap-kmeans", "hdbscan"):
         k_pca = min(UMAP_PCA_COMPONENTS, feats.n_features)
     vectors = evecs[:, :k_pca] if k_pca else None
-    space = (x - pca_mean) @ vectors if vectors is not None else x
+    if vectors is not None:
+        # ((sample - centre) / divisor - pca_mean) @ vectors, without a float64 copy of the
+        # sample (pixels x features): one float32 product, then the constant part.
+        weights = vectors / divisor[:, None]
+        space = (sample @ weights.astype(np.float32)).astype(np.float64)
+        space -= (centre / divisor + pca_mean) @ vectors
+    else:
+        space = (sample - centre) / divisor
 
     umap_model, tree, tree_labels, centroids, offset = None, None, None, None, 0
     if method in ("umap-kmeans", "hdbscan"):
@@ -468,12 +523,7 @@ def classify(
         tree = cKDTree(space)
         n_classes = int(tree_labels.max()) + 1
     else:
-        from sklearn.cluster import KMeans
-
-        km = KMeans(n_clusters, init="k-means++" if init is None else np.asarray(init),
-                    n_init=n_init if init is None else 1, max_iter=max_iter,
-                    random_state=seed).fit(space)  # fmt: skip
-        centroids = km.cluster_centers_
+        centroids = _kmeans(space, n_clusters, init, n_init, max_iter, seed)
         n_classes = n_clusters
 
     model = _Model(feats.for_tasks(), centre, divisor, pca_mean, vectors, umap_model, centroids,
@@ -481,14 +531,47 @@ def classify(
     return _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed)
 
 
+def _kmeans(x: np.ndarray, k: int, init, n_init: int, max_iter: int, seed: int) -> np.ndarray:
+    """Centroids of the best of ``n_init`` seeded k-means++ starts (lowest inertia, the first
+    on a tie), or of one start from ``init``.
+
+    Each start is its own single-threaded scikit-learn fit, the starts spread over this
+    machine's cores: scikit-learn's OpenMP threads spin at every iteration's barrier and run
+    10-50x slower when anything else uses a core. The seeds come from ``seed`` alone, so the
+    centroids do not depend on the number of cores.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    starts = [np.asarray(init)] if init is not None else ["k-means++"] * n_init
+    seeds = np.random.SeedSequence(seed).generate_state(len(starts))
+
+    def fit(i: int) -> tuple[float, np.ndarray]:
+        with threadpool_limits(1):  # in this thread: OpenMP's thread count is per thread
+            km = KMeans(k, init=starts[i], n_init=1, max_iter=max_iter,
+                        random_state=int(seeds[i])).fit(x)  # fmt: skip
+        return km.inertia_, km.cluster_centers_
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with ThreadPoolExecutor(max(1, min(len(starts), cores or 1))) as pool:
+        fits = list(pool.map(fit, range(len(starts))))
+    return min(fits, key=lambda f: f[0])[1]  # min keeps the first of equal inertias
+
+
 def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed) -> xr.Dataset:
     data = feats.data
     blocks = data.to_delayed().ravel()
     nx = data.shape[1]
     n_embed = model.centroids.shape[1] if model.centroids is not None else 2
-    n_class_cols = data.shape[-1] if feats.kind == "elements" else data.shape[3]
-    parts = [dask.delayed(_result_block, nout=6)(b, model, n_classes, k_pca is not None)
-             for b in blocks]  # fmt: skip
+    spectra = feats.raw if feats.raw is not None else data
+    n_class_cols = data.shape[-1] if feats.kind == "elements" else spectra.shape[3]
+    want_sums = feats.raw is None  # else summed from the reader's sparse records by label
+    model_task = dask.delayed(model, traverse=False)  # once in the graph (see _statistics)
+    parts = [dask.delayed(_result_block, nout=6)(b, model_task, n_classes, k_pca is not None,
+                                                 want_sums) for b in blocks]  # fmt: skip
     rows = data.chunks[0]
     labels = da.concatenate(
         [da.from_delayed(p[0], (r, nx), np.int32) for p, r in zip(parts, rows, strict=True)]
@@ -499,7 +582,12 @@ def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed) ->
             for p, r in zip(parts, rows, strict=True)
         ]
     )
-    sums = da.stack([da.from_delayed(p[3], (n_classes, n_class_cols), float) for p in parts]).sum(0)
+    if want_sums:
+        sums = da.stack(
+            [da.from_delayed(p[3], (n_classes, n_class_cols), float) for p in parts]
+        ).sum(0)
+    else:
+        sums = fastpaths.class_sum_spectra(feats.raw, labels, n_classes)
     size = da.stack([da.from_delayed(p[4], (n_classes,), np.int64) for p in parts]).sum(0)
     inertia = da.stack([da.from_delayed(p[5], (), float) for p in parts]).sum()
     ds = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="values")

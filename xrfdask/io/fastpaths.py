@@ -26,6 +26,12 @@ Registered paths (each optional):
 ``pixel_weighted_sums(data, weights) -> dask.array | None``
     (y, x, n) float64: each pixel's detector-summed spectrum times ``weights`` (channel, n),
     lazily (the colour map's weighted sums).
+``pixel_binned_sums(data, bins) -> dask.array | None``
+    (y, x, n bins) float64: each pixel's detector-summed spectrum summed into bins, ``bins``
+    (channel,) the bin of each channel, -1 to leave it out (classification's features).
+``class_sum_spectra(data, labels, n_classes) -> dask.array | None``
+    (class, channel) float64 sum spectra (detectors summed) of the pixels of each class,
+    ``labels`` a lazy (y, x) integer array (classification's class spectra).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ __all__ = [
     "channel_blocks",
     "pixel_totals",
     "pixel_weighted_sums",
+    "pixel_binned_sums",
+    "class_sum_spectra",
 ]
 
 PATHS = (
@@ -53,6 +61,8 @@ PATHS = (
     "channel_blocks",
     "pixel_totals",
     "pixel_weighted_sums",
+    "pixel_binned_sums",
+    "class_sum_spectra",
 )
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
 
@@ -115,6 +125,19 @@ def pixel_weighted_sums(data: Any, weights: Any) -> da.Array | None:
     (channel, n) float64, without dense blocks, or None."""
     impl = lookup(data, "pixel_weighted_sums")
     return None if impl is None else impl(data, weights)
+
+
+def pixel_binned_sums(data: Any, bins: Any) -> da.Array | None:
+    """Lazy (y, x, n bins) binned detector-summed spectra without dense blocks, or None."""
+    impl = lookup(data, "pixel_binned_sums")
+    return None if impl is None else impl(data, bins)
+
+
+def class_sum_spectra(data: Any, labels: Any, n_classes: int) -> da.Array | None:
+    """Lazy (class, channel) sum spectra of the pixels of each class (``labels`` (y, x)),
+    detectors summed, without dense blocks, or None."""
+    impl = lookup(data, "class_sum_spectra")
+    return None if impl is None else impl(data, labels, n_classes)
 
 
 def block_arguments(data: Any, prefixes: str | tuple[str, ...], kind: type) -> dict | None:

@@ -3,6 +3,7 @@ import struct
 import warnings
 
 import dask
+import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
@@ -246,6 +247,43 @@ def test_channel_window_reads_equal_the_dense_blocks_trimmed(sample_path, sample
     spec = block_specs(open_geopixe(path, chunks=-1).spectra.data)[0, 0]
     with pytest.raises(FormatError, match="stores channel 999"):
         read_block_channels(spec, 2, 5)
+
+
+def test_binned_and_class_sums_equal_the_dense_ones(sample_path, sample_dense, tmp_path):
+    """Classification's fast paths: binned pixel spectra and per-class sum spectra, summed over
+    detectors, from the sparse records."""
+    from xrfdask.io import fastpaths
+
+    summed = sample_dense.sum(axis=2, dtype=np.int64)  # (y, x, channel)
+    ny, nx, nc = summed.shape
+    bins = np.full(nc, -1)
+    bins[100:1700] = np.arange(1600) // 16  # a window, 16 channels per bin
+    want = summed[:, :, 100:1700].reshape(ny, nx, 100, 16).sum(-1)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(-1, 4, (ny, nx))  # -1 and 3 (beyond 3 classes): left out
+    for chunks in (3, {"y": 2, "x": 7}):
+        data = open_geopixe(sample_path, chunks=chunks).spectra.data
+        binned = fastpaths.pixel_binned_sums(data, bins)
+        assert binned.chunks[:2] == data.chunks[:2]
+        np.testing.assert_array_equal(binned.compute(), want)
+        sums = fastpaths.class_sum_spectra(data, da.from_array(labels, chunks=(5, 9)), 3)
+        np.testing.assert_array_equal(
+            sums.compute(), [summed[labels == c].sum(axis=0) for c in range(3)]
+        )
+    ds = open_geopixe(sample_path)
+    assert fastpaths.pixel_binned_sums((ds.spectra + 0).data, bins) is None
+    assert fastpaths.class_sum_spectra(ds.spectra.isel(y=[0]).data, labels[:1], 3) is None
+    # Corrupt records are reported as when decoding.
+    spectra, deadtime = gf.random_map((3, 4, 2, 16), density=1.0)
+    data, offsets = gf.build(spectra, deadtime)
+    bad = bytearray(data)
+    struct.pack_into("<H", bad, offsets[5] + 16, 999)
+    path = gf.write(tmp_path / "bad.GeoPIXE", bytes(bad))
+    bad_data = open_geopixe(path).spectra.data
+    with pytest.raises(FormatError, match="stores channel 999"):
+        fastpaths.pixel_binned_sums(bad_data, np.arange(16) // 4).compute()
+    with pytest.raises(FormatError, match="stores channel 999"):
+        fastpaths.class_sum_spectra(bad_data, da.zeros((3, 4), dtype=int), 1).compute()
 
 
 def test_records_straddling_read_windows(sample_path, sample_dense, tmp_path, monkeypatch):

@@ -35,6 +35,8 @@ __all__ = [
     "sum_records",
     "total_records",
     "weighted_records",
+    "binned_records",
+    "labelled_records",
     "encoded_lengths",
     "encode_records",
 ]
@@ -351,6 +353,68 @@ def weighted_records(words, k0, k1, xres, ndet, nchan, y0, x0, weights, out):
                     out[row, col, w1] += a1 + b1
                 if w0 + 2 < nw:
                     out[row, col, w2] += a2 + b2
+        pos = end
+    return OK, k1, pos
+
+
+@jit
+def binned_records(words, k0, k1, xres, ndet, nchan, y0, x0, bins, out):
+    """Add each record's counts to ``out[row, col, bins[channel]]`` (rows, columns, n bins).
+
+    ``bins`` is (nchan,) int64: the bin of each channel, -1 for channels left out (outside an
+    energy window, or the remainder after the last whole bin). A pixel gets its detector-summed
+    spectrum binned, from the sparse pairs (no dense spectrum). The same walk and checks as
+    :func:`decode_records`.
+    """
+    nrows = out.shape[0]
+    ncols = out.shape[1]
+    pos = 0
+    for k in range(k0, k1):
+        status, end, d, x, y = _check_header(words, pos, k, xres, ndet, nchan)
+        if status != OK:
+            return status, k, pos
+        row = y - y0
+        col = x - x0
+        if 0 <= row < nrows and 0 <= col < ncols:
+            previous = -1
+            for p in range(pos + 8, end, 2):
+                channel = np.int64(words[p])
+                if channel >= nchan:
+                    return BAD_CHANNEL, k, p
+                if channel <= previous:
+                    return UNSORTED_CHANNEL, k, p
+                previous = channel
+                b = bins[channel]
+                if b >= 0:
+                    out[row, col, b] += words[p + 1]
+        pos = end
+    return OK, k1, pos
+
+
+@jit
+def labelled_records(words, k0, k1, xres, ndet, nchan, y0, x0, labels, out):
+    """Add each record's counts to ``out[labels[row, col], channel]`` (classes, channels).
+
+    The per-class sum spectra of a classified block (detectors summed), from the sparse pairs.
+    A label below 0 or beyond ``out`` leaves the pixel out. The same walk and checks as
+    :func:`decode_records`.
+    """
+    nrows = labels.shape[0]
+    ncols = labels.shape[1]
+    nclass = out.shape[0]
+    pos = 0
+    for k in range(k0, k1):
+        status, end, d, x, y = _check_header(words, pos, k, xres, ndet, nchan)
+        if status != OK:
+            return status, k, pos
+        row = y - y0
+        col = x - x0
+        if 0 <= row < nrows and 0 <= col < ncols:
+            c = labels[row, col]
+            if 0 <= c < nclass:
+                status, p = _put_pairs(words, pos + 8, end, nchan, out[c], 0, True)
+                if status != OK:
+                    return status, k, p
         pos = end
     return OK, k1, pos
 

@@ -155,6 +155,62 @@ def _pixel_weighted_sums(spectra: da.Array, weights: np.ndarray) -> da.Array | N
     return da.Array(graph, name, chunks, dtype=np.float64)
 
 
+def binned_block(spec: BlockSpec, bins: np.ndarray, n_bins: int) -> np.ndarray:
+    """(rows, columns, n_bins) binned detector-summed spectra of one block, ``bins`` (channel,)
+    the bin of each channel (-1: left out), from the sparse records (float64)."""
+    out = np.zeros((spec.nrows, spec.ncols, n_bins), dtype=np.float64)
+    if spec.k1 > spec.k0:
+        _walk_block(spec, kernels.binned_records, spec.y0, spec.x0, bins, out)
+    return out
+
+
+def _pixel_binned_sums(spectra: da.Array, bins: np.ndarray) -> da.Array | None:
+    """(y, x, n bins) binned detector-summed spectra, one task per block, or None."""
+    specs = block_specs(spectra)
+    if specs is None or bins.shape != (spectra.shape[3],):
+        return None
+    bins = np.ascontiguousarray(bins, dtype=np.int64)
+    n_bins = int(bins.max()) + 1
+    if n_bins < 1:
+        return None
+    token = dask.base.tokenize(spectra.name, bins)
+    name, bname = f"geopixe-binned-{token}", f"geopixe-bins-{token}"
+    dsk: dict = {bname: bins}
+    dsk.update(
+        {(name, i, j, 0): (binned_block, spec, bname, n_bins) for (i, j), spec in specs.items()}
+    )
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    return da.Array(graph, name, (*spectra.chunks[:2], (n_bins,)), dtype=np.float64)
+
+
+def labelled_block(spec: BlockSpec, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(1, 1, n_classes, channel) sum spectra by class of one block (detectors summed),
+    ``labels`` the block's (rows, columns) classes, from the sparse records (float64)."""
+    out = np.zeros((n_classes, spec.nchan), dtype=np.float64)
+    if spec.k1 > spec.k0:
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        _walk_block(spec, kernels.labelled_records, spec.y0, spec.x0, labels, out)
+    return out[None, None]
+
+
+def _class_sum_spectra(spectra: da.Array, labels: da.Array, n_classes: int) -> da.Array | None:
+    """(n_classes, channel) sum spectra by class, one task per block and a tree of sums."""
+    specs = block_specs(spectra)
+    if specs is None or labels.shape != spectra.shape[:2]:
+        return None
+    labels = labels.rechunk(spectra.chunks[:2])
+    token = dask.base.tokenize(spectra.name, labels.name, n_classes)
+    name = f"geopixe-class-sums-{token}"
+    dsk = {
+        (name, i, j, 0, 0): (labelled_block, spec, (labels.name, i, j), n_classes)
+        for (i, j), spec in specs.items()
+    }
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=(labels,))
+    blocks = tuple((1,) * len(c) for c in spectra.chunks[:2])
+    parts = da.Array(graph, name, (*blocks, (n_classes,), (spectra.shape[3],)), dtype=np.float64)
+    return parts.sum(axis=(0, 1))
+
+
 _WINDOW = 1 << 20  # bytes read at a time: the window stays in the core's L2 cache while decoded
 _buffers = threading.local()  # one reusable window per thread (no fresh pages per task)
 
@@ -531,4 +587,6 @@ fastpaths.register(
     channel_blocks=_channel_blocks,
     pixel_totals=_pixel_totals,
     pixel_weighted_sums=_pixel_weighted_sums,
+    pixel_binned_sums=_pixel_binned_sums,
+    class_sum_spectra=_class_sum_spectra,
 )
