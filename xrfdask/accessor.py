@@ -24,13 +24,13 @@ import xarray as xr
 
 __all__ = ["DATAARRAY_METHODS", "DATASET_METHODS", "XrfDataArrayAccessor", "XrfDatasetAccessor"]
 
-#: ``ds.xrf.<name>``: public functions of :mod:`xrfdask` that take a Dataset first.
+#: The public functions of :mod:`xrfdask` that take a Dataset first, as ``ds.xrf.<name>``.
 DATASET_METHODS = (
     "fit", "make_fit_config", "normalise", "regrid", "quantify", "detection_limits",
     "detection_limit_maps", "div_by_cnc", "classify", "colour_map", "deadtime_stats",
     "predict_deadtime", "fill_deadtime", "to_h5", "to_zarr", "to_geopixe", "to_tiff", "to_csv",
 )  # fmt: skip
-#: ``da.xrf.<name>``: those that take a DataArray first.
+#: The public functions of :mod:`xrfdask` that take a DataArray first, as ``da.xrf.<name>``.
 DATAARRAY_METHODS = ("classify", "regrid", "to_npy", "to_tiff", "to_csv")
 
 

@@ -43,9 +43,11 @@ __all__ = [
     "transmission",
 ]
 
+#: The reconstruction algorithms of :func:`reconstruct`.
 ALGORITHMS = ("fbp", "sirt", "sart")
 SIRT_ITERATIONS = 100  # SIRT converges slowly: its default passes (SART's: 10)
-#: Filter names: scikit-image's, and tomopy's spellings (xrf_proc passes ``"shepp"``).
+#: The filter names of :func:`reconstruct`, scikit-image's and tomopy's spellings (xrf_proc
+#: passes ``"shepp"``), with the scikit-image filter each means.
 FILTERS = {
     "shepp": "shepp-logan",
     "shepp-logan": "shepp-logan",
@@ -521,14 +523,23 @@ def _prepare_block(block, geo, background, square):
 class Centre:
     """A centre of rotation found by :func:`find_centre`.
 
-    centre : 0-based column of the rotation axis in the sinogram (tomopy's convention).
-    figure_of_merit : 1 - (metric at the centre) / (median metric over the search range):
-        near 0, no clear minimum (noise, an object too small or a scan under 180 degrees); a
-        sharp minimum gives 0.3 and more.
-    signal : the line whose sinogram was used.
-    method : "vo" (Vo, Atwood and Drakopoulos 2014, Opt. Express 22, 19078: the 0-180 degree
+    Attributes
+    ----------
+    centre : float
+        0-based column of the rotation axis in the sinogram (tomopy's convention).
+    figure_of_merit : float
+        1 - (metric at the centre) / (median metric over the search range): near 0, no clear
+        minimum (noise, an object too small or a scan under 180 degrees); a sharp minimum gives
+        0.3 and more.
+    signal : str
+        The line whose sinogram was used.
+    method : str
+        "vo" (Vo, Atwood and Drakopoulos 2014, Opt. Express 22, 19078: the 0-180 degree
         sinogram and its mirror joined, the energy outside the Fourier double wedge minimised).
-    candidates, metric : the centres tried and their metric.
+    candidates : numpy.ndarray
+        The centres tried.
+    metric : numpy.ndarray
+        Their metric.
     """
 
     centre: float

@@ -201,7 +201,7 @@ def detection_limit_maps(
         The map's normalised result: its ``valid`` mask (NaN elsewhere) and, unless
         ``config`` is given, the fit configuration in ``attrs["config"]`` or ``config``.
     dl : xarray.Dataset
-        A reference's :func:`~xrfdask.detlim.limits.detection_limits` (in memory: it needs
+        A reference's :func:`~xrfdask.detection_limits` (in memory: it needs
         ``reference_concentration`` and ``norm_sum_area``): its lines, sensitivity
         k = P_norm / (I0n c) per detector, unit and TmNorm.
     config : PyMca configuration, optional

@@ -37,7 +37,7 @@ class StepReport:
 
 @dataclass
 class ProcessReport:
-    """What :func:`process` did: per step, its status, time and outputs."""
+    """What :func:`~xrfdask.process` did: per step, its status, time and outputs."""
 
     path: str
     output: str
