@@ -15,7 +15,7 @@ DESCRIPTION = (
     "always, data/dataset.npy and data/dataset.zarr with -e, <stem>_mod.GeoPIXE with -w; "
     "-a: dead-time statistics (printed) and plots in plots/, the colour map in "
     "embeddings/colourmap_*.txt and plots/colours.png; -c: classes in embeddings/ and plots/; "
-    "-dt [V]: the written file's dead times predicted (or V %%), implies -w."
+    "-dt [V]: the written file's dead times predicted (or V %), implies -w."
 )
 PREDICT = -1.0  # -dt without a value: predict from the spectra
 
