@@ -53,6 +53,23 @@ def test_export_fit_group_one_detector_and_labels(run, h5, tmp_path):
     assert os.listdir(tmp_path / "k") == ["labels.tif"]
 
 
+def test_class_table_of_element_map_classes_round_trips(run, h5, tmp_path):
+    """Classes of element maps keep their per-class sums and sizes in kmeans/ (xrf_proc keeps
+    only the labels), so `export --class-csv` works after `classify --group norm`."""
+    out = tmp_path / "classes.h5"
+    nrm = xd.open_h5(h5, group="norm")
+    cls = xd.classify(nrm, "kmeans", 3).compute()
+    xd.to_h5(cls, out)
+    back = xd.open_h5(out, group="kmeans")
+    np.testing.assert_array_equal(back["class_sums"].sel(detector=cls.detector.item()),
+                                  cls["class_sums"])  # fmt: skip
+    code, _, err = run("export", str(out), "--class-csv", str(tmp_path / "c.csv"))
+    assert code == 0, err
+    rows = np.genfromtxt(tmp_path / "c.csv", delimiter=",", names=True, deletechars="")
+    np.testing.assert_array_equal(rows["n_pixels"], cls["class_size"])
+    np.testing.assert_allclose(rows["Fe_K"], cls["class_means"].sel(line="Fe K"), rtol=1e-15)
+
+
 def test_export_errors(run, h5, tmp_path, example_path):
     code, _, err = run("export", str(h5))
     assert code == 2 and "nothing to export" in err

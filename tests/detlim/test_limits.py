@@ -253,6 +253,17 @@ def test_units():
         concentration_unit("counts")
 
 
+def test_unknown_unit_of_a_cnc_file_names_the_file(tmp_path):
+    # Found by benchmarks/fuzz_inputs.py: the ConfigError did not say which file's unit it was.
+    path = tmp_path / "odd.cnc"
+    path.write_text(
+        "Standard_Name\nX\nDensity(mg/cm^3)\tMass(mg)\tSample_thickness(micron)\n1000\t1\t10\n"
+        "Number of elements\n1\nZ\tCert conc(counts)\tErr\n26\t10\t1\n"
+    )
+    with pytest.raises(ConfigError, match=r"odd.cnc: concentration unit 'counts' is not one of"):
+        reference_concentrations(["Fe K"], read_cnc(path))
+
+
 def test_tmnorm_and_totals_from_the_raw_map():
     p, b = raw_sums(6, ndet=1)
     rng = np.random.default_rng(6)

@@ -336,3 +336,16 @@ def test_configuration_pymca_rejects_fails_before_any_task(example, config):
     with dask.config.set(scheduler=ComputeForbidden()):
         with pytest.raises(ConfigError, match="PyMca rejects the configuration"):
             xd.fit(example, bad)
+
+
+def test_sum_spectrum_pymca_cannot_fit_gives_nan_and_a_warning():
+    # Found by benchmarks/fuzz_inputs.py: a matrix scattering angle of 0 degrees puts the Compton
+    # peaks on the Rayleigh ones; PyMca's full fit of the sum spectrum then raised numpy's
+    # LinAlgError out of xd.fit's sum task. The pixels' linear fit is unaffected.
+    ds = xd.datasets.example_dataset(shape=(2, 3), n_detectors=1)
+    config = xd.make_fit_config(ds, list(ELEMENTS))
+    config["attenuators"]["Matrix"][6:8] = [1, 0.0]
+    fit = xd.fit(ds, config)
+    with pytest.warns(XrfdaskWarning, match=r"sum spectrum failed \(LinAlgError: Singular matrix"):
+        sums = fit.sum_area.values
+    assert np.isnan(sums).all() and np.isfinite(fit.peak_area.values).all()

@@ -252,6 +252,20 @@ BAD_CASES = [
      "fit.continuum"),
     ("exp-continuum-pymca", lambda c: c["fit"].update(continuum=5, stripflag=0), "pymca",
      "fit.continuum"),
+    # Found by benchmarks/fuzz_inputs.py: a text delta reached PyMca's model (TypeError), and a
+    # matrix seen at 0 degrees made PyMca divide 0 by 0 (RuntimeWarning, NaN areas).
+    ("deltagain-string", _set("detector", "deltagain", "--"), "linear", "detector.deltagain"),
+    ("energy-1e-300", _set("fit", "energy", 1e-300), "linear", "fit.energy[0]"),  # exp overflow
+    ("fano-1e308", _set("detector", "fano", 1e308), "linear", "detector.fano"),  # overflow
+    ("noise-1e200", _set("detector", "noise", 1e200), "linear", "detector.noise"),  # OverflowError
+    ("peakshape-string", lambda c: c.setdefault("peakshape", {}).update(lt_sloperatio="1e"),
+     "linear", "peakshape.lt_sloperatio"),  # a numpy UFuncTypeError in PyMca's model
+    ("matrix-grazing-angles",
+     lambda c: c.setdefault("attenuators", {}).update(Matrix=[1, "Si1O2", 2.65, 0.01, 0.0, 0.0]),
+     "linear", "attenuators.Matrix (incident angle)"),
+    ("matrix-outgoing-angle",
+     lambda c: c.setdefault("attenuators", {}).update(Matrix=[1, "Si1O2", 2.65, 0.01, 45, 180]),
+     "linear", "attenuators.Matrix (outgoing angle)"),
 ]  # fmt: skip
 
 # What PyMca fits although it is questionable: a warning naming the key, then PyMca's fit.
@@ -320,6 +334,16 @@ def test_validate_warns_where_pymca_fits_anyway(edit, method, key):
     ours, again = pymca_parameters(out)
     assert ours == labels
     np.testing.assert_allclose(again, params, rtol=1e-9, atol=1e-9)
+
+
+def test_validate_huge_hypermetflag_keeps_pymcas_four_bits():
+    # Found by benchmarks/fuzz_inputs.py: 10**20 reached PyMca, whose C long overflowed.
+    cfg = valid_config()
+    cfg["fit"]["hypermetflag"] = 10**20 + 3
+    with pytest.warns(XrfdaskWarning, match=r"^fit\.hypermetflag: "):
+        out = validate_config(cfg, nchan=NCHAN, method="full")
+    assert out["fit"]["hypermetflag"] == (10**20 + 3) & 15
+    assert pymca_parameters(out)[0]  # PyMca configures and fits
 
 
 def test_validate_zr_k_under_mo_k_alpha_is_a_radiative_rate_group():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -273,3 +274,15 @@ def test_model_uncertainties_are_pymca_lstsq_for_average_weights():
     params, sigma = lstsq(model.derivatives, b, sigma_b=sigma_b, weight=1, digested_output=False)
     np.testing.assert_allclose(model.sigma, sigma[:, 0], rtol=1e-10)
     np.testing.assert_allclose(model.pinv @ (b / sigma_b[:, None]), params, rtol=1e-8, atol=1e-8)
+
+
+def test_a_degenerate_parameter_bound_gives_no_numpy_warning():
+    # Found by benchmarks/fuzz_inputs.py: deltazero = 1e-300 bounds the zero to a range PyMca's
+    # optimiser maps through sin(inf): numpy's RuntimeWarnings escaped xd.fit's sum-spectrum fit.
+    cfg = base_cfg()
+    cfg["detector"]["deltazero"] = 1e-300
+    ds = xd.datasets.example_dataset(shape=(1, 2), n_detectors=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fit = xd.fit(ds, cfg)
+        assert np.isfinite(fit.sum_area.values).all()

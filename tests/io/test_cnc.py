@@ -79,8 +79,18 @@ HEAD = "Standard_Name\t\nX\t\nDensity(mg/cm^3)\tMass(mg)\tSample_thickness(micro
         (HEAD, r"bad.cnc: ends at line 3, expected density"),
         (HEAD + "1\t2\t3\nNumber of elements\n2\nZ\tCert conc(ppm)\tErr\n26\t10\t1\n26\t5\t1\n",
          r"bad.cnc: Z 26 listed more than once"),
+        # Found by benchmarks/fuzz_inputs.py: a corrupt count was allocated before the rows were
+        # read (MemoryError, numpy's ValueError), and Z 99-118 passed, then failed in xraylib
+        # (ValueError) or PyMca (OSError) when the composition was used.
+        (HEAD + "1\t2\t3\nNumber of elements\n1e12\nZ\tCert conc(ppm)\tErr\n26\t10\t1\n",
+         r"bad.cnc, line 9: the file announces 1000000000000 elements \(line 6\) but has only 1"),
+        (HEAD + "1\t2\t3\nNumber of elements\n9223372036854775808\nZ\tCert conc(ppm)\n26\t10\n",
+         r"bad.cnc, line 9: the file announces 9223372036854775808 elements"),
+        (HEAD + "1\t2\t3\nNumber of elements\n1\nZ\tCert conc(ppm)\tErr\n104\t10\t1\n",
+         r"bad.cnc, line 8: Z '104' is not an element with X-ray data \(1 to 98\)"),
     ],
-    ids=["too-few-rows", "mass", "unknown-z", "conc", "props", "short", "repeated"],
+    ids=["too-few-rows", "mass", "unknown-z", "conc", "props", "short", "repeated", "huge-count",
+         "count-past-int64", "z-without-data"],
 )  # fmt: skip
 def test_malformed_files_name_the_file_and_line(tmp_path, body, message):
     with pytest.raises(FormatError, match=message):

@@ -132,7 +132,10 @@ def reference_concentrations(
     cnc = read_cnc(cnc)
     if not np.isfinite(tilt) or not 0.0 < float(tilt) < 180.0:
         raise ConfigError(f"tilt={tilt!r}: the sample tilt must be between 0 and 180 degrees")
-    kind, factor = concentration_unit(cnc.unit)
+    try:
+        kind, factor = concentration_unit(cnc.unit)
+    except ConfigError as exc:  # the file's own unit: name the file
+        raise ConfigError(f"{cnc.path or cnc.basename}: {exc}") from None
     kept, zs, conc, err, zero = [], [], [], [], []
     for line in lines:
         element = line_element(str(line))

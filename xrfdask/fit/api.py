@@ -15,6 +15,7 @@ Each detector's sum spectrum is also fitted with the full model (``sum_area``,
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import dask
@@ -23,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from xrfdask.deadtime_correction import deadtime_factors
-from xrfdask.errors import ConfigError
+from xrfdask.errors import ConfigError, XrfdaskWarning
 from xrfdask.fit import engines
 from xrfdask.fit.blas import one_blas_thread
 from xrfdask.fit.config import config_to_text, load_config, validate_config
@@ -91,6 +92,13 @@ def fit(
     ------
     ConfigError
         Bad configuration, unknown method, or spectra shorter than the configured range.
+
+    Warns
+    -----
+    XrfdaskWarning
+        When ``sum_area`` is computed, for a sum spectrum PyMca's full fit fails on (a singular
+        model, e.g. two peaks at one energy): that detector's ``sum_area`` and
+        ``sum_background`` are NaN.
     """
     engine = engines.get(method)
     spectra = _spectra(ds, detector)
@@ -180,7 +188,19 @@ def _fit_sums(config: dict, sums: np.ndarray, lines: list[str]) -> np.ndarray:
     """(detector, line, [area, background]) from the full fit of each sum spectrum."""
     out = np.full((sums.shape[0], len(lines), 2), np.nan)
     for d, spectrum in enumerate(sums):
-        fitted = fit_sum_spectrum(config, spectrum)
+        try:
+            fitted = fit_sum_spectrum(config, spectrum)
+            if not all(np.isfinite(v[0]) for v in fitted.values()):  # eager-ok: a dict
+                raise FloatingPointError("areas that are not finite")
+        except Exception as exc:  # noqa: BLE001 - PyMca raises anything (LinAlgError: singular)
+            warnings.warn(
+                f"detector {d}: PyMca's full fit of the sum spectrum failed "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())}); its sum_area and "
+                "sum_background are NaN (the pixels' areas are not affected)",
+                XrfdaskWarning,
+                stacklevel=2,
+            )
+            continue
         for i, line in enumerate(lines):
             if line in fitted:
                 out[d, i] = fitted[line][0], fitted[line][2]

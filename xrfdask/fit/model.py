@@ -165,12 +165,23 @@ def build_model(
     nchan = sum_spectrum.shape[0]
     x = np.arange(nchan, dtype=np.float64)
     yref = np.asarray(sum_spectrum, dtype=np.float64)
-    with PYMCA_LOCK:  # PyMca's configuration touches module-level tables
-        fast, used, lstsq_weight, policy = fast_fit(config_key(config), weight, npixels)
-        fast._mcaTheory.setData(x=x, y=yref, xmin=used["fit"]["xmin"], xmax=used["fit"]["xmax"])
-        derivatives, free_names, _, n_free_bkg = fast._fitCreateModel(dtype=np.float64)
-        anchors = fast._fitBkgAnchorList(config=used)
-        xmin, xmax = fast._fitMcaTrimInfo(x=x)
+    with PYMCA_LOCK, np.errstate(all="ignore"):  # PyMca's configuration: module-level tables
+        try:
+            fast, used, lstsq_weight, policy = fast_fit(config_key(config), weight, npixels)
+            fast._mcaTheory.setData(x=x, y=yref, xmin=used["fit"]["xmin"], xmax=used["fit"]["xmax"])
+            derivatives, free_names, _, n_free_bkg = fast._fitCreateModel(dtype=np.float64)
+            anchors = fast._fitBkgAnchorList(config=used)
+            xmin, xmax = fast._fitMcaTrimInfo(x=x)
+        except Exception as exc:  # noqa: BLE001 - PyMca's arithmetic (OverflowError...)
+            raise ConfigError(
+                f"PyMca cannot build the peak model ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}); check the detector and peak shape values"
+            ) from None
+    if not np.all(np.isfinite(derivatives)):
+        raise ConfigError(
+            "PyMca's peak model is not finite; check the detector (noise, fano, gain) and "
+            "peak shape values"
+        )
     sigma_b = None
     if policy == 1:
         sigma_b = (1 + np.sqrt(yref[xmin:xmax]) / npixels).reshape(-1, 1)
@@ -211,8 +222,9 @@ def check_with_pymca(config: dict, *, weight: int | None, npixels: int) -> None:
         with PYMCA_LOCK:
             fast_fit(config_key(config), weight, npixels)
     except Exception as exc:  # noqa: BLE001 - PyMca raises KeyError, ValueError... on bad entries
+        detail = " ".join(str(exc).split())  # one line: PyMca's messages hold newlines
         raise ConfigError(
-            f"PyMca rejects the configuration ({type(exc).__name__}: {exc}); check the "
+            f"PyMca rejects the configuration ({type(exc).__name__}: {detail}); check the "
             "attenuators, multilayer and materials sections"
         ) from None
 

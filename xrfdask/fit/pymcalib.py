@@ -88,10 +88,16 @@ def theory(config_json: str):
 
 
 def fit_spectrum(configured, x: np.ndarray, y: np.ndarray, xmin: int, xmax: int) -> dict[str, Any]:
-    """``McaTheory`` setData / estimate / startfit on one spectrum: PyMca's digested result."""
-    configured.setData(x=x, y=y, xmin=xmin, xmax=xmax)
-    configured.estimate()
-    _, result = configured.startfit(digest=1)
+    """``McaTheory`` setData / estimate / startfit on one spectrum: PyMca's digested result.
+
+    Floating-point warnings inside PyMca are silenced (a degenerate model, e.g. a parameter
+    bounded to a range of 1e-300, makes its optimiser take sin(inf)): callers judge the result,
+    whose areas are then not finite.
+    """
+    with np.errstate(all="ignore"):
+        configured.setData(x=x, y=y, xmin=xmin, xmax=xmax)
+        configured.estimate()
+        _, result = configured.startfit(digest=1)
     return result
 
 

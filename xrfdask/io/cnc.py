@@ -31,7 +31,9 @@ from xrfdask.errors import FormatError, XrfdaskWarning
 
 __all__ = ["Cnc", "read_cnc"]
 
-_MAX_Z = 118
+#: The heaviest element with X-ray data: xraylib's cross sections end at Cf (98), PyMca's
+#: attenuation tables at Fm (100); no reference material certifies anything heavier than U.
+_MAX_Z = 98
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,10 @@ class Cnc:
         µm.
     z : numpy.ndarray
         Atomic numbers (int), in file order.
-    conc, err : numpy.ndarray
-        Certified concentrations and their standard errors, in :attr:`unit` (``"ppm"``, i.e. µg/g,
-        for almost every file).
+    conc : numpy.ndarray
+        Certified concentrations, in :attr:`unit` (``"ppm"``, i.e. µg/g, for almost every file).
+    err : numpy.ndarray
+        Their standard errors, in the same unit.
     unit : str
         The concentration unit named in the file's header (``"ppm"`` or, e.g., ``"ng/mm^2"``).
     """
@@ -211,7 +214,11 @@ def read_cnc(path: str | os.PathLike | Cnc) -> Cnc:
         raise FormatError(f"{where}: the number of elements {count[0]!r} is not a count")
     n = int(n)
     unit = _unit(line(6, "the element table's header"))
-    z, conc, err = np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n)
+    # Lists, not arrays of n: a corrupt count (1e12) fails at the first missing row instead of
+    # allocating terabytes.
+    z: list[int] = []
+    conc: list[float] = []
+    err: list[float] = []
     for i in range(n):
         k = 7 + i
         if k >= len(lines) or not _fields(lines[k]):
@@ -225,10 +232,12 @@ def read_cnc(path: str | os.PathLike | Cnc) -> Cnc:
             raise FormatError(f"{where}: expected Z, concentration and error, found {row}")
         zi = _number(row[0], where, "Z")
         if zi != int(zi) or not 1 <= zi <= _MAX_Z:
-            raise FormatError(f"{where}: Z {row[0]!r} is not an element")
-        z[i] = int(zi)
-        conc[i] = _number(row[1], where, "concentration")
-        err[i] = _number(row[2], where, "error") if len(row) > 2 else 0.0
+            raise FormatError(
+                f"{where}: Z {row[0]!r} is not an element with X-ray data (1 to {_MAX_Z})"
+            )
+        z.append(int(zi))
+        conc.append(_number(row[1], where, "concentration"))
+        err.append(_number(row[2], where, "error") if len(row) > 2 else 0.0)
         if conc[i] < 0 or err[i] < 0:
             raise FormatError(f"{where}: negative concentration or error ({row[1]}, {err[i]})")
     follow = 7 + n
@@ -247,7 +256,8 @@ def read_cnc(path: str | os.PathLike | Cnc) -> Cnc:
     if (repeated[1] > 1).any():
         twice = ", ".join(str(v) for v in repeated[0][repeated[1] > 1])
         raise FormatError(f"{path}: Z {twice} listed more than once")
-    return Cnc(path, name, density, mass, thickness, z, conc, err, unit)
+    as_arrays = np.asarray(z, dtype=np.int64), np.asarray(conc, dtype=float), np.asarray(err)
+    return Cnc(path, name, density, mass, thickness, *as_arrays, unit)
 
 
 def _is_number(text: str) -> bool:

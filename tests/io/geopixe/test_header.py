@@ -116,6 +116,14 @@ def test_empty_file(tmp_path):
         ({"Chan": -4}, r"'File Header/Chan' is -4"),
         ({"Gain (eV)": 0}, r"'File Header/Gain \(eV\)' is 0"),
         ({"Dets": 0}, r"'File Header/Dets' is 0"),
+        # Found by benchmarks/fuzz_inputs.py: int(nan) and int(inf) escaped as ValueError and
+        # OverflowError, a fractional channel count was truncated, a gain of true read as 1 eV,
+        # and Dets 2**63 reached the index kernel (OverflowError) when no record said otherwise.
+        ({"Xres": float("nan")}, r"'File Header/Xres' is nan, expected an integer"),
+        ({"Yres": float("inf")}, r"'File Header/Yres' is inf, expected an integer"),
+        ({"Chan": 8.5}, r"'File Header/Chan' is 8\.5, expected an integer"),
+        ({"Gain (eV)": True}, r"'File Header/Gain \(eV\)' is True"),
+        ({"Dets": 2**63}, r"'File Header/Dets' is 9223372036854775808, expected an integer 1"),
     ],
 )
 def test_bad_header_values_name_the_key(tmp_path, change, message):
@@ -125,6 +133,15 @@ def test_bad_header_values_name_the_key(tmp_path, change, message):
     path = _file(tmp_path, struct.pack("<H", len(text)) + text + b"DP")
     with pytest.raises(FormatError, match=message):
         read_header(path)
+
+
+def test_integral_floats_are_integers(tmp_path):
+    # Found by benchmarks/fuzz_inputs.py: Xres 2.0 was read as 2 but Dets 2.0 refused.
+    fields = gf.header_fields(2, 1, 1, 8)
+    fields["File Header"].update(Xres=2.0, Dets=1.0, Chan=8.0)
+    text = gf.header_bytes(fields)
+    header = read_header(_file(tmp_path, struct.pack("<H", len(text)) + text + b"DP"))
+    assert (header.xres, header.dets, header.nchan) == (2, 1, 8)
 
 
 def test_non_utf8_header(tmp_path):

@@ -212,3 +212,27 @@ def test_a_file_truncated_after_opening_is_a_format_error(tmp_path):
         f.truncate(path.stat().st_size // 2)
     with pytest.raises(FormatError, match="m.h5"):
         lazy.compute()
+
+
+def test_a_chunk_tree_listing_chunks_outside_the_dataset_reads_as_hdf5_does(tmp_path):
+    # Found by benchmarks/fuzz_inputs.py: a damaged chunk key made HDF5's listing name a chunk
+    # beyond the dataset (IndexError out of the index); the listing is now checked, and HDF5's
+    # own lookups are used when it disagrees.
+    import struct
+
+    data = np.arange(2 * 3 * 8, dtype=np.uint32).reshape(2, 3, 8) + 1
+    path = tmp_path / "tree.h5"
+    with h5py.File(path, "w", libver="earliest") as f:  # chunks indexed by a version-1 B-tree
+        f.create_dataset("raw/channel00/spectra", data=data, compression="gzip", chunks=(1, 3, 8))
+    raw = bytearray(path.read_bytes())
+    node = raw.find(b"TREE")
+    while node >= 0 and raw[node + 4] != 1:  # node type 1: raw data chunks
+        node = raw.find(b"TREE", node + 4)
+    # Node header 24 bytes; a key is size, filter mask and 4 offsets (40 bytes), a child 8.
+    second_key = node + 24 + 40 + 8
+    assert struct.unpack_from("<Q", raw, second_key + 8)[0] == 1  # chunk (1, 0, 0)
+    struct.pack_into("<Q", raw, second_key + 8, 5)  # listed as (5, 0, 0): outside 2 rows
+    path.write_bytes(bytes(raw))
+    with h5py.File(path) as f:
+        want = f["raw/channel00/spectra"][()]  # HDF5's lookup no longer finds row 1: fill value
+    np.testing.assert_array_equal(open_h5(path).spectra.values[:, :, 0, :], want)

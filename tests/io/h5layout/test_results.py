@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xrfdask import FormatError
+from xrfdask import ConfigError, FormatError
 from xrfdask.io.h5layout import open_h5, open_zarr, to_h5, to_zarr
 from xrfdask.io.h5layout.schema import RESULT_GROUPS
 
@@ -196,7 +196,7 @@ def test_detlim_keeps_other_references(tmp_path):
         assert sorted(f["detlim"]) == ["nist611.cnc", "nist613.cnc"]
         assert f["detlim/nist611.cnc/unit"][()].decode() == "ppm"
         assert f["detlim/nist613.cnc/channel00/1000s/data"].shape == (len(LINES),)
-    with pytest.raises(ValueError, match="choose one with group='detlim/<name>'"):
+    with pytest.raises(ConfigError, match="choose one with group='detlim/<name>'"):
         open_h5(path, group="detlim")
     back = open_h5(path, group="detlim/nist611.cnc")
     assert back.attrs["cnc"] == "nist611.cnc" and back.attrs["unit"] == "ppm"
@@ -217,6 +217,58 @@ def test_bad_result_groups(tmp_path):
         open_h5(path, group="quant")
     with pytest.raises(ValueError, match="unknown group 'fits'"):
         open_h5(path, group="fits")
+
+
+def _set(f, name, value):
+    del f[name]
+    f[name] = value
+
+
+# Found by benchmarks/fuzz_inputs.py (issue 14): xarray's ValueError (duplicate or wrongly sized
+# names), TypeError (a scalar of names), numpy's ValueError (.item() of several values), h5py's
+# RuntimeError (a dangling link on the path): each is now one line naming the file and dataset.
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: _set(f, "fit/channel01/names", [b"Fe K", b"Fe K", b"Compt", b"Rayl"]),
+         r"dataset 'fit/channel01/names' names the line 'Fe K' twice"),
+        (lambda f: _set(f, "fit/channel01/names", [b"Fe K", b"Ca K", b"Compt"]),
+         r"the datasets of 'fit/channel01' do not match \(conflicting sizes for dimension 'line'"),
+        (lambda f: _set(f, "fit/channel01/names", 3.0),
+         r"dataset 'fit/channel01/names' holds float64 values of shape \(\), expected a list"),
+        (lambda f: _set(f, "fit/channel01/names", np.zeros((2, 4), "S4")),
+         r"dataset 'fit/channel01/names' holds \|S4 values of shape \(2, 4\), expected a list"),
+        (lambda f: _set(f, "fit/channel00/ims", np.full((5, NY, NX), b"x", "S1")),
+         r"dataset 'fit/channel00/ims' holds \|S1 values, expected numbers"),
+        (lambda f: _set(f, "fit/channel00/cfg", [b"a.cfg", b"b.cfg"]),
+         r"dataset 'fit/channel00/cfg' has shape \(2,\), expected a scalar"),
+    ],
+    ids=["duplicate-names", "names-too-short", "names-scalar", "names-2d", "text-ims",
+         "two-cfg"],
+)  # fmt: skip
+def test_broken_result_datasets(tmp_path, damage, message):
+    path = tmp_path / "x.h5"
+    xrf_proc_fit_file(path, np.zeros((5, NY, NX), "f4"), np.zeros((4, NY, NX), "f4"))
+    with h5py.File(path, "a") as f:
+        damage(f)
+    with pytest.raises(FormatError, match=message) as info:
+        open_h5(path, group="fit")
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dangling_link_compound_motor_and_no_reference_subgroup(tmp_path):
+    path = tmp_path / "x.h5"
+    xrf_proc_fit_file(path, np.zeros((5, NY, NX), "f4"), np.zeros((4, NY, NX), "f4"))
+    with h5py.File(path, "a") as f:
+        del f["fit/channel00/sum"]
+        f["fit/channel00/sum"] = h5py.SoftLink("/nowhere/at/all")  # h5py: RuntimeError on 'in'
+        f.create_group("detlim")
+        _set(f, "mot1", np.zeros((NY, NX), [("a", "<f4"), ("b", "<i2")]))  # no positions
+    fit = open_h5(path, group="fit")  # numpy's UFuncTypeError on the compound motor before
+    assert np.isnan(fit.sum_area.sel(detector="channel00").values).all()
+    assert fit.x.attrs == {"units": "pixel"}
+    with pytest.raises(FormatError, match="group 'detlim' holds no 'detlim/<name>' subgroup"):
+        open_h5(path, group="detlim")
 
 
 def test_single_detector_sum_detector_and_coordinates(tmp_path):

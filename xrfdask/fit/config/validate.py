@@ -39,7 +39,13 @@ _FIT_INTS = ("xmin", "xmax", "snipwidth", "stripfilterwidth", "stripwidth", "str
              "linpolorder", "exppolorder", "maxiter")  # fmt: skip
 _FIT_FLAGS = ("use_limit", "stripflag", "escapeflag", "sumflag", "scatterflag", "linearfitflag",
               "stripanchorsflag", "strategyflag")  # fmt: skip
-_DETECTOR_NUMBERS = ("zero", "gain", "noise", "fano", "sum")
+_DETECTOR_NUMBERS = ("zero", "gain", "noise", "fano", "sum", "deltazero", "deltagain",
+                     "deltanoise", "deltafano", "deltasum")  # fmt: skip
+#: Hypermet tail and step parameters of ``[peakshape]`` (each with ``delta<name>`` and
+#: ``fixed<name>``).
+_PEAKSHAPE = ("st_arearatio", "st_sloperatio", "lt_arearatio", "lt_sloperatio",
+              "step_heightratio", "eta_factor")  # fmt: skip
+_MIN_ENERGY_KEV = 0.1  # the softest excitation a fluorescence fit can use
 _DETECTOR_FLAGS = ("fixedzero", "fixedgain", "fixednoise", "fixedfano", "fixedsum")
 
 
@@ -161,6 +167,7 @@ def _check_fit(fit: dict[str, Any], method: str) -> None:
         _fail("fit.hypermetflag", f"expected bit flags 0-15, got {hypermet!r}")
     fit["hypermetflag"] = int(hypermet)
     if not 0 <= hypermet <= 15:
+        fit["hypermetflag"] = int(hypermet) & 15  # what PyMca uses; 1e20 overflows its C long
         _warn(
             "fit.hypermetflag",
             f"{int(hypermet)} is not 0-15; PyMca uses its four lowest bits "
@@ -223,6 +230,8 @@ def _check_energies(cfg: dict[str, Any]) -> list[tuple[float, float]]:
         weight = companions["energyweight"][i]
         if e is not None:
             e = _as_float(f"fit.energy[{i}]", e, positive=True)
+            if e < _MIN_ENERGY_KEV:  # PyMca's cross sections overflow (1e-300 keV: exp(inf))
+                _fail(f"fit.energy[{i}]", f"{e:g} keV is not an X-ray energy (>= 0.1 keV)")
             weight = _as_float(f"fit.energyweight[{i}]", weight, minimum=0.0)
             if flag:
                 enabled.append((e, weight))
@@ -251,8 +260,10 @@ def _check_detector(det: dict[str, Any], escape: bool) -> None:
             det[key] = _as_float(f"detector.{key}", det.get(key))
     if det["gain"] <= 0:
         _fail("detector.gain", f"expected a positive gain (keV per channel), got {det['gain']:g}")
-    if det["fano"] < 0:
-        _fail("detector.fano", f"expected a number >= 0, got {det['fano']:g}")
+    if not 0 <= det["fano"] <= 10:  # 1e308 overflows PyMca's peak widths
+        _fail("detector.fano", f"expected a Fano factor in 0-10 (Si 0.114), got {det['fano']:g}")
+    if abs(det["noise"]) > 10:
+        _fail("detector.noise", f"expected a noise within -10 to 10 keV, got {det['noise']:g}")
     if det["noise"] < 0:
         _warn(
             "detector.noise",
@@ -265,6 +276,16 @@ def _check_detector(det: dict[str, Any], escape: bool) -> None:
     if escape and element_symbol(det.get("detele")) is None:
         detele = det.get("detele")
         _fail("detector.detele", f"expected the detector's element symbol, got {detele!r}")
+
+
+def _check_peakshape(cfg: dict[str, Any]) -> None:
+    shape = _section(cfg, "peakshape") if "peakshape" in cfg else {}
+    for name in _PEAKSHAPE:
+        for key in (name, f"delta{name}"):
+            if key in shape:
+                shape[key] = _as_float(f"peakshape.{key}", shape[key])
+        if f"fixed{name}" in shape:
+            shape[f"fixed{name}"] = _lenient_flag(f"peakshape.fixed{name}", shape[f"fixed{name}"])
 
 
 def _check_material(cfg: dict[str, Any], key: str, name: Any) -> None:
@@ -307,6 +328,9 @@ def _check_attenuators(cfg: dict[str, Any], n_energies: int) -> None:
                     "expected [use, material, density, thickness, alpha_in, alpha_out], "
                     f"got {entry!r}",
                 )
+            for angle, what in ((entry[4], "incident angle"), (entry[5], "outgoing angle")):
+                if not 0.0 < angle < 180.0:  # PyMca divides by their sines
+                    _fail(f"{key} ({what})", f"expected degrees within (0, 180), got {angle:g}")
             if str(entry[1]).upper() == "MULTILAYER":
                 layers = cfg.get("multilayer") or {}
                 entries = layers.values()  # eager-ok: dict
@@ -497,6 +521,7 @@ def validate_config(config: Any, *, nchan: int, method: str) -> dict[str, Any]:
         )
 
     _check_detector(det, bool(fit.get("escapeflag")))
+    _check_peakshape(cfg)
     excitation = _check_energies(cfg)
     _check_attenuators(cfg, len(excitation))
     # A group is useful only if one of its lines lies in the fit range (with room for its width).

@@ -101,7 +101,7 @@ def axis_positions(motor: np.ndarray, axis: int) -> np.ndarray | None:
     """Positions along ``axis`` (0: rows, 1: columns) if the motor moves only along it and
     increases: a regular, sorted grid. None otherwise."""
     n = motor.shape[axis]
-    if n < 2:
+    if n < 2 or not np.all(np.isfinite(motor)):  # NaN or inf positions: no grid
         return None
     first = motor[0, :] if axis == 1 else motor[:, 0]
     steps = np.diff(first)

@@ -250,22 +250,40 @@ def _validate(header: GeoPixeHeader, path: str) -> None:
         raise FormatError(f"{path}: header has no 'File Header' object")
     for key in ("Xres", "Yres"):
         value = fh.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)  # int(nan), int(inf) raise
+            or value != int(value)
+        ):
             raise FormatError(
                 f"{path}: header 'File Header/{key}' is {value!r}, expected an integer"
             )
         if not 0 < int(value) <= 65536:
             raise FormatError(f"{path}: header 'File Header/{key}' is {value}, expected 1..65536")
     chan = fh.get("Chan", _DEFAULT_CHAN)
-    if isinstance(chan, bool) or not isinstance(chan, int | float) or not 0 < chan <= 65536:
-        raise FormatError(f"{path}: header 'File Header/Chan' is {chan!r}, expected 1..65536")
+    if (
+        isinstance(chan, bool)
+        or not isinstance(chan, int | float)
+        or not 0 < chan <= 65536
+        or chan != int(chan)  # 4096.5 channels: not a channel count
+    ):
+        raise FormatError(
+            f"{path}: header 'File Header/Chan' is {chan!r}, expected an integer 1..65536"
+        )
     gain = fh.get("Gain (eV)", _DEFAULT_GAIN_EV)
-    if _plausible_float(gain) is None or float(gain) <= 0:
+    if isinstance(gain, bool) or _plausible_float(gain) is None or float(gain) <= 0:
         raise FormatError(f"{path}: header 'File Header/Gain (eV)' is {gain!r}, expected > 0")
     dets = fh.get("Dets")
-    if dets is not None and (isinstance(dets, bool) or not isinstance(dets, int) or dets < 1):
+    if dets is not None and (
+        isinstance(dets, bool)
+        or not isinstance(dets, int | float)
+        or not math.isfinite(dets)
+        or dets != int(dets)  # 2.0 is 2, as for Xres and Yres
+        or not 1 <= dets <= 65536  # a record's detector field is a uint16
+    ):
         raise FormatError(
-            f"{path}: header 'File Header/Dets' is {dets!r}, expected a positive integer"
+            f"{path}: header 'File Header/Dets' is {dets!r}, expected an integer 1..65536"
         )
 
 

@@ -145,16 +145,24 @@ def _cached_index(path: str, dataset: str, chunks: tuple[int, ...], stamp: Any):
             where = tuple(
                 np.array([f[0][a] // chunks[a] for f in found]) for a in range(len(chunks))
             )
+            if any((w < 0).any() or (w >= n).any() for w, n in zip(where, grid, strict=True)):
+                return None  # a damaged listing: chunks outside the dataset
             offset[where] = [f[1] for f in found]
             size[where] = [f[2] for f in found]
             mask[where] = [f[3] for f in found]
-            # One chunk read both ways: the listing must give the same bytes (a user block or
-            # an HDF5 that reports addresses differently would not).
-            first = found[0]
+            # A few chunks (the first, the last, some between) read both ways: the listing must
+            # give the bytes HDF5's own lookup gives (a user block, an HDF5 that reports
+            # addresses differently, or a damaged chunk tree would not).
+            picks = sorted({round(i) for i in np.linspace(0, len(found) - 1, 8)})
             with open(path, "rb") as raw:
-                stored = os.pread(raw.fileno(), first[2], first[1])
-            if dsid.read_direct_chunk(first[0]) != (first[3], stored):
-                return None
+                for pick in picks:
+                    chunk_offset, byte_offset, nbytes, filter_mask = found[pick]
+                    stored = os.pread(raw.fileno(), nbytes, byte_offset)
+                    try:
+                        if dsid.read_direct_chunk(chunk_offset) != (filter_mask, stored):
+                            return None
+                    except (RuntimeError, OSError, KeyError, ValueError):
+                        return None  # the tasks' lookups say what is wrong, chunk by chunk
         return ChunkIndex(offset, size, mask)
 
 
@@ -223,9 +231,16 @@ def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: Di
         for offset, inner, outer in _chunk_pieces(selection, layout.chunks):
             try:
                 mask, data = dsid.read_direct_chunk(offset)
-            except (RuntimeError, OSError, KeyError):
-                if dsid.get_chunk_info_by_coord(offset).byte_offset is not None:
-                    raise
+            except (RuntimeError, OSError, KeyError) as exc:
+                try:
+                    written = dsid.get_chunk_info_by_coord(offset).byte_offset is not None
+                except (RuntimeError, OSError, KeyError):
+                    written = True  # HDF5 cannot even say: a damaged chunk index
+                if written:
+                    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+                    raise FormatError(
+                        f"{where}: the chunk at {offset} cannot be read ({detail})"
+                    ) from None
                 yield None, inner, outer  # never written: the fill value
                 continue
             yield _decode(data, mask, layout, size, where), inner, outer

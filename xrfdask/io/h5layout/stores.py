@@ -60,17 +60,30 @@ def open_h5_file(path: str, mode: str = "r") -> Iterator[h5py.File]:
                 f"{path}: the file is open for writing by another program (HDF5 file lock); "
                 "close it there and try again"
             ) from None
-        if any(
-            word in text for word in ("signature", "truncated", "superblock", "bad object header")
-        ):
-            raise FormatError(
-                f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0]})"
-            ) from None
-        raise
+        if isinstance(exc, PermissionError):
+            raise
+        # A damaged file: a bad signature, superblock, object header, B-tree, heap, checksum...
+        raise FormatError(f"{path}: not a readable HDF5 file ({first_line(exc)})") from None
     try:
         yield f
     finally:
         f.close()
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_h5(f: h5py.File, path: str, dataset: str, selection: Any = ()) -> Any:
+    """``f[dataset][selection]``: a dataset whose stored bytes are damaged (a chunk that does not
+    inflate, a bad checksum, an unreadable link) is a one-line FormatError."""
+    try:
+        return f[dataset][selection]
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise FormatError(
+            f"{path}: dataset '{dataset}' cannot be read ({first_line(exc)})"
+        ) from None
 
 
 def decode_text(value: Any) -> Any:
@@ -112,7 +125,7 @@ def read_h5_block(block: H5Block) -> np.ndarray:
         read_region(block.path, block.dataset, block.selection, block.layout, out)
         return out
     with open_h5_file(block.path) as f:
-        return f[block.dataset][block.selection]
+        return read_h5(f, block.path, block.dataset, block.selection)
 
 
 @dataclass(frozen=True)
@@ -183,7 +196,7 @@ def fill_spectra(
             read_region(block.path, dataset, sel, layout, out)
         else:
             with open_h5_file(block.path) as f:
-                out[...] = f[dataset][sel]
+                out[...] = read_h5(f, block.path, dataset, sel)
 
 
 def sum_spectra(blocks: list[SpectraBlock]) -> np.ndarray:
@@ -200,8 +213,8 @@ def sum_spectra(blocks: list[SpectraBlock]) -> np.ndarray:
                 data = _zarr_array(block.path, dataset, block.stamp)[sel]
             else:
                 with open_h5_file(block.path) as f:
-                    data = f[dataset][sel]
-            out[d] += data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
+                    data = read_h5(f, block.path, dataset, sel)
+            out[d] += data.sum(axis=tuple(range(data.ndim - 1)), dtype=np.float64)
     return out
 
 
@@ -234,14 +247,27 @@ class H5Reader:
         self.close()
 
     def has(self, path: str) -> bool:
-        return path in self._f
+        return self._get(path) is not None
 
     def is_group(self, path: str) -> bool:
-        return isinstance(self._f.get(path), h5py.Group)
+        return isinstance(self._get(path), h5py.Group)
+
+    def _get(self, path: str) -> Any:
+        """The node at ``path``, or None: a dangling or external link on the way is missing
+        (h5py raises RuntimeError or KeyError for those instead of answering)."""
+        try:
+            return self._f.get(path)
+        except (KeyError, RuntimeError, OSError):
+            return None
 
     def keys(self, group: str) -> list[str]:
         node = self._f[group] if group else self._f
-        return list(node.keys())
+        try:
+            return list(node.keys())
+        except (RuntimeError, OSError, KeyError) as exc:  # a damaged link table
+            raise FormatError(
+                f"{self.path}: the members of '{group}' cannot be listed ({first_line(exc)})"
+            ) from None
 
     def shape(self, path: str) -> tuple[int, ...]:
         return tuple(self._dataset(path).shape)
@@ -254,11 +280,17 @@ class H5Reader:
         return self._dataset(path).chunks
 
     def attrs(self, path: str = "/") -> dict[str, Any]:
-        return {k: decode_text(v) for k, v in self._f[path].attrs.items()}
+        try:
+            return {k: decode_text(v) for k, v in self._f[path].attrs.items()}
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise FormatError(
+                f"{self.path}: attributes of '{path}' cannot be read ({first_line(exc)})"
+            ) from None
 
     def read(self, path: str) -> Any:
         """A small dataset, now: arrays as numpy, strings decoded."""
-        return decode_text(self._dataset(path)[()])
+        self._dataset(path)
+        return decode_text(read_h5(self._f, self.path, path))
 
     def lazy(self, path: str, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
         """A large dataset as a dask array of ``h5-read`` tasks, one hyperslab per chunk."""
@@ -299,10 +331,17 @@ class H5Reader:
         )
 
     def _dataset(self, path: str) -> h5py.Dataset:
-        node = self._f.get(path)
+        node = self._get(path)
         if not isinstance(node, h5py.Dataset):
             what = "is a group" if node is not None else "is missing"
             raise FormatError(f"{self.path}: dataset '{path}' {what}")
+        try:
+            _ = node.dtype  # h5py maps the stored type here: a damaged one raises
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:
+            raise FormatError(
+                f"{self.path}: dataset '{path}' has a data type numpy cannot hold "
+                f"({first_line(exc)})"
+            ) from None
         return node
 
 

@@ -17,11 +17,11 @@ import numpy as np
 import xarray as xr
 
 from xrfdask.chunks import bands
-from xrfdask.errors import FormatError
+from xrfdask.errors import ConfigError, FormatError
 from xrfdask.instrument import pixel_charge_uc
 from xrfdask.io.beamlines.grid import axis_positions
 from xrfdask.io.h5layout import schema
-from xrfdask.io.h5layout.stores import attrs_json
+from xrfdask.io.h5layout.stores import attrs_json, first_line
 from xrfdask.model import MAP_DIMS, PIXEL_DIMS, RAW_DIMS, line_union, with_attrs
 
 __all__ = ["Node", "Layout", "raw_layout", "result_layout", "read_raw", "read_result", "group_of"]
@@ -281,9 +281,10 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
             q = f"raw/{channel}/{name}"
             if reader.has(q):
                 value = np.asarray(reader.read(q))
-                if value.shape != (shape0[2],):
+                if value.shape != (shape0[2],) or value.dtype.kind not in "biuf":
                     raise FormatError(
-                        f"{path}: dataset '{q}' has shape {value.shape}, expected ({shape0[2]},)"
+                        f"{path}: dataset '{q}' has shape {value.shape} ({value.dtype}), "
+                        f"expected ({shape0[2]},) numbers"
                     )
                 spectrum_vars.setdefault(name, []).append(value)
     # Detectors side by side in one chunk (the design's chunking: detector and channel whole),
@@ -327,11 +328,72 @@ def read_raw(reader, *, chunks: Any = "auto") -> xr.Dataset:
                 )
             data_vars[name] = (MAP_DIMS, motors[name], reader.attrs(name))
     raw_attrs = reader.attrs("raw")
-    attrs = json.loads(raw_attrs[_ATTRS_KEY]) if _ATTRS_KEY in raw_attrs else {}
+    attrs = _json_attr(reader, "raw", raw_attrs, _ATTRS_KEY, dict) or {}
     if reader.has("cmd"):
         attrs["cmd"] = str(reader.read("cmd"))
     coords = _coords(reader, channels, shape0, motors, raw_attrs)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _json_attr(reader, where: str, attrs: dict[str, Any], key: str, kind: type) -> Any:
+    """Attribute ``key`` of ``where`` decoded from JSON (None when absent); it must be ``kind``."""
+    if key not in attrs:
+        return None
+    try:
+        value = json.loads(attrs[key])
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, kind):
+        raise FormatError(
+            f"{reader.path}: attribute '{key}' of '{where}' is {str(attrs[key])[:80]!r}, "
+            f"expected a JSON {'object' if kind is dict else kind.__name__}"
+        )
+    return value
+
+
+def _labels(attrs: dict[str, Any]) -> list[Any] | None:
+    """The detector labels xrfdask stores (distinct numbers or strings), else None: absent or
+    unusable labels give way to the channel group names."""
+    try:
+        value = json.loads(attrs[_LABELS_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)
+        or len(set(value)) != len(value)
+    ):
+        return None
+    return value
+
+
+def _number_attr(reader, where: str, attrs: dict[str, Any], key: str, default: float) -> float:
+    value = attrs.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise FormatError(
+            f"{reader.path}: attribute '{key}' of '{where}' is {value!r}, expected a finite number"
+        )
+    return float(value)
+
+
+def _scalar(reader, p: str) -> Any:
+    """A scalar dataset's value (a one-element array counts); a longer array is an error."""
+    value = reader.read(p)
+    if isinstance(value, list):  # text arrays come back as lists of str
+        value = value[0] if len(value) == 1 else np.asarray(value)
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise FormatError(
+                f"{reader.path}: dataset '{p}' has shape {value.shape}, expected a scalar"
+            )
+        value = value.item()
+    return value
+
+
+def _check_numeric(reader, p: str) -> None:
+    dtype = reader.dtype(p)
+    if dtype.kind not in "biuf":
+        raise FormatError(f"{reader.path}: dataset '{p}' holds {dtype} values, expected numbers")
 
 
 def _budget(chunks: Any) -> Any:
@@ -344,6 +406,7 @@ def _budget(chunks: Any) -> Any:
 
 def _map_shape(reader, p: str, ndim: int, expect: tuple[int, int] | None = None) -> tuple[int, ...]:
     """Shape as (rows, columns[, channels]); a 1-D scan (columns[, channels]) becomes one row."""
+    _check_numeric(reader, p)
     shape = reader.shape(p)
     if len(shape) == ndim - 1:
         shape = (1, *shape)
@@ -399,16 +462,16 @@ def _coords(reader, channels, shape, motors, raw_attrs) -> dict[str, Any]:
                 }
                 coords[dim] = (dim, values, attrs)
                 break
-    labels = json.loads(raw_attrs[_LABELS_KEY]) if _LABELS_KEY in raw_attrs else channels
-    if len(labels) != len(channels):
+    labels = _labels(raw_attrs)
+    if labels is None or len(labels) != len(channels):
         labels = channels
     coords["detector"] = ("detector", labels)
     if len(shape) > 2 and shape[2]:
         coords["channel"] = ("channel", np.arange(shape[2]))
         if "energy_gain_keV" in raw_attrs:
-            energy = raw_attrs.get("energy_offset_keV", 0.0) + raw_attrs[
-                "energy_gain_keV"
-            ] * np.arange(shape[2])
+            gain = _number_attr(reader, "raw", raw_attrs, "energy_gain_keV", 0.0)
+            offset = _number_attr(reader, "raw", raw_attrs, "energy_offset_keV", 0.0)
+            energy = offset + gain * np.arange(shape[2])
             coords["energy"] = ("channel", energy, {"units": "keV", "long_name": "photon energy"})
     return coords
 
@@ -478,6 +541,14 @@ def result_layout(ds: xr.Dataset, group: str) -> Layout:
                     attrs=_var_attrs(var),
                 )
             )
+        if sch.name == "kmeans" and "class_sums" in one:
+            # Classes of element maps (xrfdask's addition: xrf_proc keeps only the labels).
+            nodes.append(Node(f"{base}/class_sums",
+                              one["class_sums"].transpose("class", "line").data,
+                              ("class", "line"), attrs={"long_name": "summed element values "
+                                                        "per class"}))  # fmt: skip
+            if "class_size" in one:
+                nodes.append(Node(f"{base}/class_size", one["class_size"].data, ("class",)))
         if sch.name == "kmeans" and "class_spectra" in one:
             spectra = one["class_spectra"].transpose("class", "channel")
             sizes = one["class_size"].values if "class_size" in one else None  # eager-ok: per class
@@ -618,8 +689,10 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
         if not reader.is_group(group):
             raise FormatError(f"{path}: group '{group}' is missing")
         subs = [k for k in reader.keys(group) if reader.is_group(f"{group}/{k}")]
-        if len(subs) != 1:
-            raise ValueError(
+        if not subs:
+            raise FormatError(f"{path}: group '{group}' holds no '{group}/<name>' subgroup")
+        if len(subs) > 1:
+            raise ConfigError(
                 f"{path}: '{group}' holds {subs}; choose one with group='{group}/<name>'"
             )
         group = f"{group}/{subs[0]}"
@@ -637,30 +710,34 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     lines = line_union([list(p.coords["line"].values) for p in per_channel if "line" in p.coords])
     if lines:
         per_channel = [p.reindex(line=lines) if "line" in p.coords else p for p in per_channel]
-    ds = xr.concat(
-        per_channel,
-        dim="detector",
-        join="outer",
-        coords="minimal",
-        compat="override",
-        combine_attrs="override",
-    )
+    try:
+        ds = xr.concat(
+            per_channel,
+            dim="detector",
+            join="outer",
+            coords="minimal",
+            compat="override",
+            combine_attrs="override",
+        )
+    except ValueError as exc:  # e.g. a variable some channel groups lack
+        raise FormatError(
+            f"{path}: the channel groups of '{group}' do not match ({first_line(exc)})"
+        ) from None
     group_attrs = reader.attrs(group)
     top_attrs = reader.attrs(group.split("/")[0])
-    attrs = json.loads(group_attrs[_ATTRS_KEY]) if _ATTRS_KEY in group_attrs else {}
+    attrs = _json_attr(reader, group, group_attrs, _ATTRS_KEY, dict) or {}
     for key, value in top_attrs.items():
         if not key.startswith("xrfdask_"):
             attrs.setdefault(key, value)
     for path_in_group, key in sch.group_scalars:
         if reader.has(f"{group}/{path_in_group}"):
-            value = reader.read(f"{group}/{path_in_group}")
-            attrs[key] = value.item() if isinstance(value, np.ndarray) else value
+            attrs[key] = _scalar(reader, f"{group}/{path_in_group}")
     if sch.subgrouped:
         attrs.setdefault("cnc", group.split("/", 1)[1])
     raw_attrs = reader.attrs("raw") if reader.is_group("raw") else {}
-    labels = json.loads(raw_attrs[_LABELS_KEY]) if _LABELS_KEY in raw_attrs else None
-    if _LABELS_KEY in group_attrs:
-        labels = json.loads(group_attrs[_LABELS_KEY])
+    labels = _labels(raw_attrs)
+    if _labels(group_attrs) is not None:
+        labels = _labels(group_attrs)
     if labels is not None and len(labels) != len(channels) and reader.is_group("raw"):
         # A group of some detectors only (xrf_proc's quant/ holds one channel): labels by name.
         raw_channels = [k for k in reader.keys("raw") if schema.is_channel_group(k)]
@@ -675,7 +752,7 @@ def read_result(reader, group: str, *, chunks: Any = "auto") -> xr.Dataset:
     if shape is not None:
         motors = {m: np.asarray(reader.read(m)) for m in schema.RAW_MOTORS if reader.has(m)}
         motors = {k: (v[None, :] if v.ndim == 1 else v) for k, v in motors.items()}
-        motors = {k: v for k, v in motors.items() if v.shape == shape}
+        motors = {k: v for k, v in motors.items() if v.shape == shape and v.dtype.kind in "fiu"}
         coords = _coords(reader, channels, shape, motors, {})
         for axis, dim in enumerate(("y", "x")):  # coordinates stored with the result win
             p = f"{group}/coords/{dim}"
@@ -744,19 +821,27 @@ def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
             continue
         if f.kind == "names":
             values = reader.read(p)
-            values = [values] if isinstance(values, str) else list(values)
+            values = [values] if isinstance(values, str) else values
+            if (
+                len(reader.shape(p)) > 1
+                or not isinstance(values, list)
+                or not all(isinstance(v, str) for v in values)
+            ):
+                raise FormatError(
+                    f"{reader.path}: dataset '{p}' holds {reader.dtype(p)} values of shape "
+                    f"{reader.shape(p)}, expected a list of names"
+                )
+            if f.var == "line" and len(set(values)) != len(values):
+                twice = next(v for v in values if values.count(v) > 1)
+                raise FormatError(f"{reader.path}: dataset '{p}' names the line {twice!r} twice")
             if values == ["None"] and f.var == "variable":
                 continue
             coords[f.var] = (f.dims, values)
             continue
         if f.kind in ("text", "scalar"):
-            value = reader.read(p)
-            data_vars[f.var] = (
-                (),
-                value.item() if isinstance(value, np.ndarray) else value,
-                _stored_attrs(reader, p),
-            )
+            data_vars[f.var] = ((), _scalar(reader, p), _stored_attrs(reader, p))
             continue
+        _check_numeric(reader, p)
         stored = reader.shape(p)
         dims = f.dims
         if "y" in dims and shape is not None:
@@ -797,7 +882,30 @@ def _read_channel(reader, base: str, sch, shape, chunks) -> xr.Dataset:
             sizes = [reader.attrs(f"{base}/{k}").get("NPixels", -1) for k in sums]
             data_vars["class_size"] = (("class",), np.asarray(sizes))
             coords["class"] = ("class", np.arange(len(sums)))
-    ds = xr.Dataset(data_vars, coords=coords)
+        if "class_sums" in reader.keys(base):
+            _check_numeric(reader, f"{base}/class_sums")
+            table = np.asarray(reader.read(f"{base}/class_sums"))
+            names = coords.get("variable", (None, []))[1]
+            if table.ndim != 2 or table.shape[1] != len(names):
+                raise FormatError(
+                    f"{reader.path}: dataset '{base}/class_sums' has shape {table.shape}, "
+                    f"expected (classes, {len(names)} lines of el_id)"
+                )
+            data_vars["class_sums"] = (("class", "line"), table)
+            coords["line"] = ("line", list(names))
+            coords["class"] = ("class", np.arange(table.shape[0]))
+            if "class_size" in reader.keys(base):
+                _check_numeric(reader, f"{base}/class_size")
+                data_vars["class_size"] = (
+                    ("class",),
+                    np.asarray(reader.read(f"{base}/class_size")),
+                )
+    try:
+        ds = xr.Dataset(data_vars, coords=coords)
+    except ValueError as exc:  # names and maps of different lengths...
+        raise FormatError(
+            f"{reader.path}: the datasets of '{base}' do not match ({first_line(exc)})"
+        ) from None
     for name in list(ds.data_vars):
         if ds[name].dtype.kind in "SU" and ds[name].ndim == 0:
             ds[name] = ds[name].astype(object)
