@@ -248,7 +248,7 @@ def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random
     while len(parts) > 1:
         parts = [dask.delayed(_merge_stats)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
     n, total, scatter, _, rows = dask.compute(parts[0])[0]
-    return n, total, scatter, rows
+    return n, total, scatter, np.concatenate(_joined([rows]))
 
 
 def _merge_stats(*parts):
@@ -264,13 +264,14 @@ def _merge_stats(*parts):
         else:
             scatter = s.copy()
         n, total = n + m, total + t
-    return (
-        n,
-        total,
-        scatter,
-        np.concatenate([p[3] for p in parts]),
-        np.concatenate([p[4] for p in parts]),
-    )
+    # The sampled rows stay lists of the bands' arrays, joined once at the end: joined at
+    # every level of the tree they were copied as often (hundreds of MB for a large sample).
+    return n, total, scatter, _joined(p[3] for p in parts), _joined(p[4] for p in parts)
+
+
+def _joined(parts) -> list:
+    """Lists of arrays (or arrays) as one list of arrays."""
+    return [a for p in parts for a in (p if isinstance(p, list) else [p])]
 
 
 def pca_from_sums(n: int, total: np.ndarray, scatter: np.ndarray, scale: np.ndarray):
