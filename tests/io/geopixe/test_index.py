@@ -113,9 +113,15 @@ def test_empty_spectrum_record(tmp_path):
 def test_header_dets_larger_than_records_warns_and_uses_records(tmp_path):
     spectra, deadtime = gf.random_map((2, 3, 1, 16))
     data, _ = gf.build(spectra, deadtime, gf.header_fields(3, 2, 2, 16))  # says Dets = 2
+    path = gf.write(tmp_path / "m.GeoPIXE", data)
     with pytest.warns(XrfdaskWarning, match="header says Dets = 2 but each pixel holds 1"):
-        idx = build_index(gf.write(tmp_path / "m.GeoPIXE", data), cache=False)
+        idx = build_index(path, cache=False)
     assert idx.ndet == 1 and idx.complete
+    # Every opening warns, also when the index comes from the cache.
+    for _ in range(2):
+        with pytest.warns(XrfdaskWarning, match="header says Dets = 2 but each pixel holds 1"):
+            assert build_index(path).ndet == 1
+    assert list(tmp_path.glob("*.xrfidx.npz"))
 
 
 def test_header_without_dets_infers_detectors(tmp_path):

@@ -219,9 +219,11 @@ def build_index(path: str | os.PathLike, *, cache: bool = True) -> GeoPixeIndex:
     if cache:
         loaded = _load_cache(path, header, st, key)
         if loaded is not None:
+            _warn_detectors(loaded)
             _warn_truncation(loaded)
             return loaded
     index = _walk(path, header, st)
+    _warn_detectors(index)
     _warn_truncation(index)
     if cache:
         _store_cache(index, key)
@@ -258,13 +260,7 @@ def _count_detectors(f, size: int, header: GeoPixeHeader, path: str) -> int:
             f"the header's Dets = {dets}"
         )
     if found < dets and not at_eof:
-        warnings.warn(
-            f"{path}: header says Dets = {dets} but each pixel holds {found} detector record(s); "
-            f"reading {found}",
-            XrfdaskWarning,
-            stacklevel=5,
-        )
-        return found
+        return found  # warned by build_index (_warn_detectors), from the cache too
     return dets
 
 
@@ -362,6 +358,17 @@ def _describe(path, header, ndet, k, status, pos, a, b, c) -> str:
             return f"{where} holds {found}, expected {expected}: duplicated or out-of-order record"
         return f"{where} holds {found}, expected {expected}: a record is missing or out of order"
     return f"{where}: unexpected index status {status}"
+
+
+def _warn_detectors(index: GeoPixeIndex) -> None:
+    dets = index.header.dets
+    if dets is not None and index.ndet < dets:
+        warnings.warn(
+            f"{index.path}: header says Dets = {dets} but each pixel holds {index.ndet} detector "
+            f"record(s); reading {index.ndet}",
+            XrfdaskWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_truncation(index: GeoPixeIndex) -> None:
