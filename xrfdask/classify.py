@@ -74,10 +74,6 @@ class Features:
         whole map (computed in full, in memory, before any band is processed)."""
         return dataclasses.replace(self, data=None, raw=None)
 
-    @property
-    def prebinned(self) -> bool:
-        return self.kind == "spectra" and self.data is not None and self.data.ndim == 3
-
     def rows(self, block: np.ndarray) -> np.ndarray:
         """A band's features as float64 (pixels, features) rows (row-major over y, x)."""
         if self.kind == "spectra" and block.ndim == 3:  # binned by the reader
