@@ -37,13 +37,13 @@ import xarray as xr
 from xrfdask.errors import ConfigError
 from xrfdask.io import fastpaths
 from xrfdask.model import ELEMENT_VARIABLES
+from xrfdask.umap_embedding import SampleUmap
 
 __all__ = ["METHODS", "classify", "features_of", "pca_from_sums"]
 
 METHODS = ("kmeans", "pca-kmeans", "umap-kmeans", "hdbscan")
 UMAP_PCA_COMPONENTS = 11  # ReadoutXFM HEAD: PCA to 11 components before UMAP (spec 6.1)
 TRANSFORM_BATCH = 4096  # pixels per UMAP transform call: fixed, so labels ignore the chunking
-TRANSFORM_EPOCHS = 30  # epochs of UMAP's transform of new pixels (see classify)
 
 
 @dataclass
@@ -324,7 +324,7 @@ class _Model:
     divisor: np.ndarray
     pca_mean: np.ndarray | None
     pca_vectors: np.ndarray | None  # (features, components) in scaled units
-    umap: Any
+    umap: SampleUmap | None
     centroids: np.ndarray | None  # k-means centroids in embedding space
     tree: Any  # HDBSCAN: k-d tree of the sample's embedding
     tree_labels: np.ndarray | None
@@ -493,28 +493,13 @@ def classify(
 
     umap_model, tree, tree_labels, centroids, offset = None, None, None, None, 0
     if method in ("umap-kmeans", "hdbscan"):
-        import umap
-
         n_umap = min(umap_sample_size, len(space))
         fit_rows = np.sort(
             np.random.default_rng(seed + 1).choice(len(space), n_umap, replace=False)
         )
-        umap_model = umap.UMAP(
-            n_components=(n_components or 2) if method == "umap-kmeans" else 2,
-            n_neighbors=min(n_neighbors, n_umap - 1), min_dist=min_dist, random_state=seed,
-            n_jobs=1,  # a seeded UMAP runs on one thread anyway (umap-learn says so, loudly)
-        ).fit(space[fit_rows])  # fmt: skip
-        # A sample over 4095 rows is indexed by NNDescent, whose search structure is built on
-        # the first query and then drops its RP forest: built here, once, before the tasks of
-        # every thread query it (two threads building it at once fail).
-        index = getattr(umap_model, "_knn_search_index", None)
-        if index is not None:
-            index.prepare()
-        # transform() optimises new points for n_epochs // 3 epochs, or, unset, 100 for batches
-        # of up to 10,000 points and 30 above: 30 for every batch, as umap-learn chooses for
-        # large ones (the points start at their neighbours' weighted mean). On bench_classify's
-        # map: pass 2 2.4x faster than with 100 epochs, adjusted Rand index 0.993 (was 0.957).
-        umap_model.n_epochs = 3 * TRANSFORM_EPOCHS
+        umap_model = SampleUmap.fit(space[fit_rows],
+                                    (n_components or 2) if method == "umap-kmeans" else 2,
+                                    n_neighbors, min_dist, seed)  # fmt: skip
         space = umap_model.embedding_  # the clustering is fitted on UMAP's own sample
     if method == "hdbscan":
         from scipy.spatial import cKDTree
