@@ -12,7 +12,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
-from xrfdask.classify import classify
+from xrfdask.classify import _gram, _scatter, classify
 from xrfdask.errors import ConfigError
 
 N_CHANNELS = 512
@@ -220,7 +220,7 @@ def test_each_band_is_read_once_per_pass():
 
     spectra = da.map_blocks(band, chunks=((5,) * 6, (12,), (1,), (64,)), dtype=np.uint16)
     ds = xr.Dataset({"spectra": (("y", "x", "detector", "channel"), spectra)})
-    cls = classify(ds, "kmeans", 3, bin=1)
+    cls = classify(ds, "kmeans", 3, bin=1, sample_size=100)  # a sample: pass 2 labels bands
     assert dict(reads) == {i: 1 for i in range(6)}  # pass 1: sums, Gram matrix, sample
     # The first band's labels need the first band only, not the whole map.
     first = cls.labels.data.blocks[0]
@@ -231,6 +231,20 @@ def test_each_band_is_read_once_per_pass():
     cls = cls.compute()
     assert dict(reads) == {i: 1 for i in range(6)}  # pass 2: labels, class spectra, sizes
     assert adjusted_rand_score(truth.ravel(), cls.labels.values.ravel()) == 1.0
+
+    # The sample is the whole map: its labels are known after the clustering (no band needed),
+    # and the last pass reads each band once for the class spectra.
+    reads.clear()
+    whole = classify(ds, "kmeans", 3, bin=1)
+    assert dict(reads) == {i: 1 for i in range(6)}
+    first = whole.labels.data.blocks[0]
+    needed = first.__dask_graph__().cull(set(dask.core.flatten(first.__dask_keys__())))
+    assert not any(isinstance(k, tuple) and k[0] == spectra.name for k in dict(needed))
+    reads.clear()
+    whole = whole.compute()
+    assert dict(reads) == {i: 1 for i in range(6)}
+    np.testing.assert_array_equal(whole.labels, cls.labels)
+    np.testing.assert_array_equal(whole.class_spectra, cls.class_spectra)
 
 
 def test_geopixe_map_classified_from_its_records_as_from_dense_spectra(tmp_path):
@@ -244,8 +258,36 @@ def test_geopixe_map_classified_from_its_records_as_from_dense_spectra(tmp_path)
     fast = classify(raw, "pca-kmeans", n_clusters=4, energy=(1.0, 16.0)).compute()
     dense = classify(raw.assign(spectra=raw.spectra + 0), "pca-kmeans", n_clusters=4,
                      energy=(1.0, 16.0)).compute()  # fmt: skip
-    assert "geopixe-binned" in str(classify(raw, "pca-kmeans", 4).labels.data.dask.layers)
+    # Pass 1 bins the records; the labels of a sampled map come from the records' weighted
+    # sums, the class spectra from the records by label: no dense decode in the results.
+    lazy = classify(raw, "pca-kmeans", 4, sample_size=500)
+    layers = " ".join([*lazy.labels.data.dask.layers, *lazy.class_spectra.data.dask.layers])
+    assert "geopixe-weighted" in layers and "geopixe-class-sums" in layers
+    assert "geopixe-read" not in layers
+    sampled = lazy.compute()
+    assert adjusted_rand_score(truth.ravel(), sampled["labels"].values.ravel()) == 1.0
     assert adjusted_rand_score(truth.ravel(), fast["labels"].values.ravel()) == 1.0
     np.testing.assert_array_equal(fast["labels"], dense["labels"])
     np.testing.assert_array_equal(fast["class_spectra"], dense["class_spectra"])
     np.testing.assert_allclose(fast["scores"], dense["scores"], rtol=1e-6, atol=1e-4)
+
+
+def test_gram_matrix_of_counts_is_exact():
+    # Pass 1 sums the Gram matrix of counts in float32 in groups of rows whose partial sums stay
+    # below 2**24: exact, as integer arithmetic gives it.
+    rng = np.random.default_rng(0)
+    f = rng.poisson(rng.uniform(0, 50, 64), (20000, 64)).astype(float)
+    exact = f.astype(np.int64).T @ f.astype(np.int64)
+    assert exact.max() > 2**24  # one float32 product over all rows would round
+    one_product = f.astype(np.float32).T @ f.astype(np.float32)
+    assert not np.array_equal(one_product.astype(np.int64), exact)
+    np.testing.assert_array_equal(_gram(f), exact.astype(float))
+    # Counts too large for groups worth a product: None (the float64 product is used instead).
+    assert _gram(np.full((1000, 3), 5000.0)) is None
+    # Either way, the scatter matrix about the mean is the float64 one.
+    centred = f - f.mean(axis=0)
+    want = centred.T @ centred
+    scale = np.abs(want).max()
+    for counts in (True, False):
+        got = _scatter(f, f.sum(axis=0), counts)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * scale)

@@ -44,6 +44,7 @@ __all__ = ["METHODS", "classify", "features_of", "pca_from_sums"]
 METHODS = ("kmeans", "pca-kmeans", "umap-kmeans", "hdbscan")
 UMAP_PCA_COMPONENTS = 11  # ReadoutXFM HEAD: PCA to 11 components before UMAP (spec 6.1)
 TRANSFORM_BATCH = 4096  # pixels per UMAP transform call: fixed, so labels ignore the chunking
+KMEANS_TRIAL_ROWS = 16384  # rows on which k-means restarts compete (see _kmeans)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Features:
     # binned from the sparse records, and ``raw`` the reader's own spectra, from which the
     # class spectra are summed by label (no dense spectra in either pass).
     raw: da.Array | None = None
+    bins: np.ndarray | None = None  # with ``raw``: each channel's feature, -1 if left out
 
     @property
     def n_features(self) -> int:
@@ -72,7 +74,16 @@ class Features:
         """These rules without the input array, to travel in tasks: dask looks inside a
         dataclass argument for collections, so ``data`` would make every task depend on the
         whole map (computed in full, in memory, before any band is processed)."""
-        return dataclasses.replace(self, data=None, raw=None)
+        return dataclasses.replace(self, data=None, raw=None, bins=None)
+
+    def counts(self, block: np.ndarray) -> bool:
+        """Whether the rows of this band are integer counts (untransformed spectra): their Gram
+        matrix can then be summed exactly in float32 (:func:`_gram`)."""
+        return (
+            self.kind == "spectra"
+            and self.transform is None
+            and (block.ndim == 3 or block.dtype.kind in "iu")  # binned by the reader: counts
+        )
 
     def rows(self, block: np.ndarray) -> np.ndarray:
         """A band's features as float64 (pixels, features) rows (row-major over y, x)."""
@@ -173,7 +184,8 @@ def features_of(
         binned = fastpaths.pixel_binned_sums(spectra.data, bins)
         data = _band_chunks(spectra.data if binned is None else binned)
         return Features(data, "spectra", slice(lo, hi), bin, transform, names, centres,
-                        "raw/spectra", raw=None if binned is None else spectra.data)  # fmt: skip
+                        "raw/spectra", raw=None if binned is None else spectra.data,
+                        bins=None if binned is None else bins)  # fmt: skip
     if "line" not in var.dims:
         raise ConfigError(f"classify: '{variable}' has no 'line' dimension to classify over")
     if "detector" in var.dims:
@@ -208,27 +220,75 @@ def _band_offsets(data: da.Array) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]) * nx
 
 
-def _stats_block(block: np.ndarray, start: int, feats: Features, sample: np.ndarray):
+def _stats_block(block: np.ndarray, start: int, feats: Features, sample: np.ndarray | None):
     """Count, sums and scatter matrix (sum of outer products about the band's own mean) of one
-    band, and the features of its sampled pixels."""
-    from xrfdask.fit.blas import one_blas_thread
-
+    band, and the features of its sampled pixels (``sample`` None: none kept)."""
     f = feats.rows(block)
-    pick = sample[(sample >= start) & (sample < start + len(f))]
     total = f.sum(axis=0)
-    # About the band's own mean: no cancellation between large sums of squares and the mean's
-    # square (the covariance's small components would lose their digits). float64 throughout:
-    # float32 halves this product's time but moves minor loadings by 1e-5.
-    centred = f - total / max(len(f), 1)
-    with one_blas_thread():  # BLAS threads beside dask's oversubscribe the cores
-        scatter = centred.T @ centred
+    scatter = _scatter(f, total, feats.counts(block))
+    if sample is None:
+        return len(f), total, scatter, [], []
+    pick = sample[(sample >= start) & (sample < start + len(f))]
     return len(f), total, scatter, pick, f[pick - start].astype(np.float32)
 
 
-def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random.Generator):
-    """Pass 1: count, sums, scatter matrix and the sampled rows, in one compute."""
-    n_sample = min(sample_size, n_pixels)
-    sample = np.sort(rng.choice(n_pixels, n_sample, replace=False))
+#: float32 holds every integer below 2**24 exactly.
+_EXACT = 2.0**24
+#: Rows per float32 product below which float64's product is as fast.
+_MIN_GROUP = 256
+
+
+def _scatter(f: np.ndarray, total: np.ndarray, counts: bool) -> np.ndarray:
+    """``sum (f - mean)^T (f - mean)`` over the rows of ``f``, in float64.
+
+    Integer counts: the Gram matrix ``f^T f`` summed exactly in float32 (a quarter of float64's
+    time), then centred; other features: centred first, then one float64 product.
+    """
+    from xrfdask.fit.blas import one_blas_thread
+
+    mean = total / max(len(f), 1)
+    with one_blas_thread():  # BLAS threads beside dask's oversubscribe the cores
+        gram = _gram(f) if counts else None
+        if gram is not None:
+            # Exact sums minus one rounded product: errors of rounding x (mean**2 + variance)
+            # against the centred product's rounding x variance, well below 1e-12 of the
+            # matrix for counts (tested).
+            return gram - np.outer(total, mean)
+        # About the band's own mean: no cancellation between large sums of squares and the
+        # mean's square (the covariance's small components would lose their digits).
+        centred = f - mean
+        return centred.T @ centred
+
+
+def _gram(f: np.ndarray) -> np.ndarray | None:
+    """``f^T f`` of integer-valued rows, exact, from float32 products; None where that does not
+    pay (values too large for exact groups of at least ``_MIN_GROUP`` rows).
+
+    In a group of rows, every partial sum of ``f_ri * f_rj`` is an integer no larger than
+    ``sum_r max_j f_rj**2``; groups keep that sum below 2**24, so float32 adds them without
+    rounding, in whatever order BLAS chooses, and float64 adds the groups' exact results.
+    """
+    peak = np.abs(f).max(axis=1, initial=0.0) ** 2 if f.size else np.zeros(len(f))
+    half = _EXACT / 2
+    if len(f) == 0 or peak.max() >= half:
+        return None if len(f) else np.zeros((f.shape[1], f.shape[1]))
+    reach = np.cumsum(peak)
+    # A group ends before the running sum crosses the next multiple of half: its own sum is
+    # below half plus its first row's peak, itself below half.
+    cuts = np.searchsorted(reach, np.arange(half, reach[-1], half), side="right")
+    edges = np.unique(np.concatenate([[0], cuts, [len(f)]]))
+    if len(f) / (len(edges) - 1) < _MIN_GROUP and len(f) >= _MIN_GROUP:
+        return None
+    gram = np.zeros((f.shape[1], f.shape[1]))
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        g = f[a:b].astype(np.float32)
+        gram += g.T @ g
+    return gram
+
+
+def _statistics(feats: Features, sample: np.ndarray | None):
+    """Pass 1: count, sums, scatter matrix and the sampled rows (``sample`` None: none kept),
+    in one compute."""
     blocks = feats.data.to_delayed().ravel()
     starts = _band_offsets(feats.data)
     # One copy of each in the graph, not one per task; traverse=False: dask would otherwise
@@ -244,7 +304,52 @@ def _statistics(feats: Features, n_pixels: int, sample_size: int, rng: np.random
     while len(parts) > 1:
         parts = [dask.delayed(_merge_stats)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
     n, total, scatter, _, rows = dask.compute(parts[0])[0]
-    return n, total, scatter, np.concatenate(_joined([rows]))
+    kept = np.concatenate(_joined([rows])) if sample is not None else None
+    return n, total, scatter, kept
+
+
+def _sample_space(feats: Features, sample: np.ndarray, model: _Model) -> np.ndarray:
+    """Pass 2, for readers with fast paths (``.GeoPIXE``'s sparse records): the sampled pixels
+    in the clustered space (``model.space``, float64), read again rather than kept from pass 1
+    (their features, ``sample x features``, are hundreds of MB; the space is small)."""
+    data, sums = _space_input(feats, model)
+    blocks = data.to_delayed().ravel()
+    starts = _band_offsets(data)
+    model_task = dask.delayed(model, traverse=False)
+    sample_task = dask.delayed(sample)
+    parts = [
+        dask.delayed(_sample_block)(b, int(s), model_task, sample_task, sums)
+        for b, s in zip(blocks, starts, strict=True)
+    ]
+    return np.concatenate(dask.compute(*parts))
+
+
+def _sample_block(block: np.ndarray, start: int, model: _Model, sample: np.ndarray, sums: bool):
+    from xrfdask.fit.blas import one_blas_thread
+
+    n = block.shape[0] * block.shape[1]
+    pick = sample[(sample >= start) & (sample < start + n)] - start
+    if len(pick) < n:  # the sampled pixels, as one row of a band
+        block = block.reshape(1, n, *block.shape[2:])[:, pick]
+    with one_blas_thread():
+        return model.space_of(block, sums)
+
+
+def _space_input(feats: Features, model: _Model) -> tuple[da.Array, bool]:
+    """What passes 2 and 3 read, and whether it is weighted sums: PCA scores are linear in the
+    counts, so where the reader sums each pixel's records with weights (the colour map's path)
+    the scores come straight from the sparse records, ``counts @ channel weights - offset``,
+    each channel weighted by its feature's loading; otherwise the features, band by band."""
+    if (feats.raw is not None and feats.bins is not None and feats.transform is None
+            and model.pca_vectors is not None):  # fmt: skip
+        weights = model.weights
+        per_channel = np.zeros((len(feats.bins), weights.shape[1]))
+        used = feats.bins >= 0
+        per_channel[used] = weights[feats.bins[used]]
+        sums = fastpaths.pixel_weighted_sums(feats.raw, per_channel)
+        if sums is not None:
+            return _band_chunks(sums), True
+    return feats.data, False
 
 
 def _merge_stats(*parts):
@@ -333,11 +438,34 @@ class _Model:
     def scaled(self, f: np.ndarray) -> np.ndarray:
         return (f - self.centre) / self.divisor
 
-    def scores(self, f: np.ndarray) -> np.ndarray:
-        return (self.scaled(f) - self.pca_mean) @ self.pca_vectors
+    @property
+    def weights(self) -> np.ndarray:
+        """(features, components): PCA scores are ``features @ weights - offset``."""
+        return self.pca_vectors / self.divisor[:, None]
 
-    def embed(self, f: np.ndarray) -> np.ndarray:
-        x = self.scores(f) if self.pca_vectors is not None else self.scaled(f)
+    @property
+    def offset(self) -> np.ndarray:
+        return (self.centre / self.divisor + self.pca_mean) @ self.pca_vectors
+
+    def scores(self, f: np.ndarray) -> np.ndarray:
+        """PCA scores: ``((f - centre) / divisor - pca_mean) @ vectors``, as one product and a
+        constant (no band-sized temporaries: each costs its page faults again)."""
+        return f @ self.weights - self.offset
+
+    def space_of(self, block: np.ndarray, sums: bool) -> np.ndarray:
+        """A band's rows in :meth:`space`, from its features or (``sums``) from the reader's
+        weighted sums ``counts @ weights`` (:func:`_score_sums`)."""
+        if sums:
+            return block.reshape(-1, block.shape[-1]) - self.offset
+        return self.space(self.feats.rows(block))
+
+    def space(self, f: np.ndarray) -> np.ndarray:
+        """Rows in the space that is clustered (or given to UMAP): PCA scores, or the scaled
+        features."""
+        return self.scores(f) if self.pca_vectors is not None else self.scaled(f)
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Rows of :meth:`space` in the embedding: UMAP's (in fixed batches), else themselves."""
         if self.umap is None:
             return x
         out = [
@@ -357,23 +485,23 @@ class _Model:
 
 
 def _result_block(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool,
-                  want_sums: bool):  # fmt: skip
-    """Pass 2 on one band: labels, embedding, scores and per-class partial sums."""
+                  want_sums: bool, sums: bool):  # fmt: skip
+    """The last pass on one band: labels, embedding, scores and per-class partial sums."""
     from xrfdask.fit.blas import one_blas_thread
 
     with one_blas_thread():
-        return _result_block_in(block, model, n_classes, want_scores, want_sums)
+        return _result_block_in(block, model, n_classes, want_scores, want_sums, sums)
 
 
 def _result_block_in(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool,
-                     want_sums: bool):  # fmt: skip
-    f = model.feats.rows(block)
+                     want_sums: bool, sums: bool):  # fmt: skip
     ny, nx = block.shape[:2]
-    e = model.embed(f)
+    x = model.space_of(block, sums)
+    e = model.embed(x)
     lab, d2 = model.label(e)
     sums = model.feats.class_sums(block, lab, n_classes) if want_sums else None
     size = np.bincount(lab, minlength=n_classes)
-    scores = model.scores(f).reshape(ny, nx, -1).astype(np.float32) if want_scores else None
+    scores = x.reshape(ny, nx, -1).astype(np.float32) if want_scores else None
     return (lab.reshape(ny, nx).astype(np.int32), e.reshape(ny, nx, -1).astype(np.float32),
             scores, sums, size, np.nansum(d2))  # fmt: skip
 
@@ -471,7 +599,11 @@ def classify(
     if n_pixels < 2:
         raise ConfigError("classify: the map has fewer than 2 pixels")
     rng = np.random.default_rng(seed)
-    n, total, scatter, sample = _statistics(feats, n_pixels, sample_size, rng)
+    sample = np.sort(rng.choice(n_pixels, min(sample_size, n_pixels), replace=False))
+    # A reader that bins a band from sparse records reads it again faster than hundreds of MB
+    # of sampled features are kept (and first touched) in memory: it reads the sample in pass 2.
+    reread = feats.raw is not None
+    n, total, scatter, kept = _statistics(feats, None if reread else sample)
     centre, divisor = _scale(scale, n, total, scatter)
     _, evals, evecs = pca_from_sums(n, total, scatter, divisor)
     pca_mean = (total / n - centre) / divisor  # the features' mean in scaled units
@@ -482,14 +614,12 @@ def classify(
     elif method in ("umap-kmeans", "hdbscan"):
         k_pca = min(UMAP_PCA_COMPONENTS, feats.n_features)
     vectors = evecs[:, :k_pca] if k_pca else None
-    if vectors is not None:
-        # ((sample - centre) / divisor - pca_mean) @ vectors, without a float64 copy of the
-        # sample (pixels x features): one float32 product, then the constant part.
-        weights = vectors / divisor[:, None]
-        space = (sample @ weights.astype(np.float32)).astype(np.float64)
-        space -= (centre / divisor + pca_mean) @ vectors
-    else:
-        space = (sample - centre) / divisor
+    model = _Model(feats.for_tasks(), centre, divisor, pca_mean, vectors, *[None] * 4, 0)
+    space = _sample_space(feats, sample, model) if reread else _kept_space(kept, model)
+    # The sample is every pixel (a map no larger than sample_size): the labels, embedding and
+    # scores of k-means methods come from it, and the last pass only sums the class spectra.
+    whole = len(sample) == n_pixels and method in ("kmeans", "pca-kmeans")
+    whole_space = space if whole else None
 
     umap_model, tree, tree_labels, centroids, offset = None, None, None, None, 0
     if method in ("umap-kmeans", "hdbscan"):
@@ -514,9 +644,21 @@ def classify(
         centroids = _kmeans(space, n_clusters, init, n_init, max_iter, seed)
         n_classes = n_clusters
 
-    model = _Model(feats.for_tasks(), centre, divisor, pca_mean, vectors, umap_model, centroids,
-                   tree, tree_labels, offset)  # fmt: skip
-    return _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed)
+    model = dataclasses.replace(model, umap=umap_model, centroids=centroids, tree=tree,
+                                tree_labels=tree_labels, labels_offset=offset)  # fmt: skip
+    return _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed, whole_space)
+
+
+def _kept_space(kept: np.ndarray, model: _Model) -> np.ndarray:
+    """The sampled rows kept by pass 1 (float32) in the clustered space, piece by piece (no
+    float64 copy of the whole sample)."""
+    from xrfdask.fit.blas import one_blas_thread
+
+    step = 8192
+    with one_blas_thread():
+        parts = [model.space(kept[i : i + step].astype(np.float64))
+                 for i in range(0, len(kept), step)]  # fmt: skip
+    return np.concatenate(parts) if parts else np.empty((0, 0))
 
 
 def _kmeans(x: np.ndarray, k: int, init, n_init: int, max_iter: int, seed: int) -> np.ndarray:
@@ -527,6 +669,11 @@ def _kmeans(x: np.ndarray, k: int, init, n_init: int, max_iter: int, seed: int) 
     machine's cores: scikit-learn's OpenMP threads spin at every iteration's barrier and run
     10-50x slower when anything else uses a core. The seeds come from ``seed`` alone, so the
     centroids do not depend on the number of cores.
+
+    With more than ``KMEANS_TRIAL_ROWS`` rows, the starts compete on a seeded subsample of that
+    many (as scikit-learn's ``MiniBatchKMeans`` chooses its best start on ``init_size`` rows)
+    and the winner is refined on every row: a start that merges two phases or splits one has
+    the higher inertia on the subsample too, and each start costs a tenth.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -535,49 +682,41 @@ def _kmeans(x: np.ndarray, k: int, init, n_init: int, max_iter: int, seed: int) 
     from threadpoolctl import threadpool_limits
 
     starts = [np.asarray(init)] if init is not None else ["k-means++"] * n_init
-    seeds = np.random.SeedSequence(seed).generate_state(len(starts))
+    seeds = np.random.SeedSequence(seed).generate_state(len(starts) + 1)
+    trial = x
+    if len(starts) > 1 and len(x) > KMEANS_TRIAL_ROWS:
+        pick = np.random.default_rng(seeds[-1]).choice(len(x), KMEANS_TRIAL_ROWS, replace=False)
+        trial = x[np.sort(pick)]
 
-    def fit(i: int) -> tuple[float, np.ndarray]:
+    def fit(i: int, rows: np.ndarray = trial) -> tuple[float, np.ndarray]:
         with threadpool_limits(1):  # in this thread: OpenMP's thread count is per thread
             km = KMeans(k, init=starts[i], n_init=1, max_iter=max_iter,
-                        random_state=int(seeds[i])).fit(x)  # fmt: skip
+                        random_state=int(seeds[i])).fit(rows)  # fmt: skip
         return km.inertia_, km.cluster_centers_
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with ThreadPoolExecutor(max(1, min(len(starts), cores or 1))) as pool:
         fits = list(pool.map(fit, range(len(starts))))
-    return min(fits, key=lambda f: f[0])[1]  # min keeps the first of equal inertias
+    best = min(fits, key=lambda f: f[0])[1]  # min keeps the first of equal inertias
+    if trial is x:
+        return best
+    starts = [best]
+    return fit(0, x)[1]
 
 
-def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed) -> xr.Dataset:
+def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed,
+             whole_space: np.ndarray | None) -> xr.Dataset:  # fmt: skip
     data = feats.data
-    blocks = data.to_delayed().ravel()
-    nx = data.shape[1]
-    n_embed = model.centroids.shape[1] if model.centroids is not None else 2
     spectra = feats.raw if feats.raw is not None else data
     n_class_cols = data.shape[-1] if feats.kind == "elements" else spectra.shape[3]
-    want_sums = feats.raw is None  # else summed from the reader's sparse records by label
-    model_task = dask.delayed(model, traverse=False)  # once in the graph (see _statistics)
-    parts = [dask.delayed(_result_block, nout=6)(b, model_task, n_classes, k_pca is not None,
-                                                 want_sums) for b in blocks]  # fmt: skip
-    rows = data.chunks[0]
-    labels = da.concatenate(
-        [da.from_delayed(p[0], (r, nx), np.int32) for p, r in zip(parts, rows, strict=True)]
-    )
-    embedding = da.concatenate(
-        [
-            da.from_delayed(p[1], (r, nx, n_embed), np.float32)
-            for p, r in zip(parts, rows, strict=True)
-        ]
-    )
-    if want_sums:
-        sums = da.stack(
-            [da.from_delayed(p[3], (n_classes, n_class_cols), float) for p in parts]
-        ).sum(0)
+    if whole_space is None:
+        labels, embedding, scores, sums, size, inertia = _band_results(
+            feats, model, n_classes, k_pca, n_class_cols
+        )
     else:
-        sums = fastpaths.class_sum_spectra(feats.raw, labels, n_classes)
-    size = da.stack([da.from_delayed(p[4], (n_classes,), np.int64) for p in parts]).sum(0)
-    inertia = da.stack([da.from_delayed(p[5], (), float) for p in parts]).sum()
+        labels, embedding, scores, sums, size, inertia = _whole_results(
+            feats, model, n_classes, whole_space, n_class_cols
+        )
     ds = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="values")
     coords = {d: ds[d] for d in ("y", "x") if d in ds.coords}
     klass = np.arange(n_classes)
@@ -613,12 +752,6 @@ def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed) ->
     if model.centroids is not None:
         out["inertia"] = ((), inertia, {"long_name": "sum of squared distances to the centroids"})
     if k_pca is not None:
-        scores = da.concatenate(
-            [
-                da.from_delayed(p[2], (r, nx, k_pca), np.float32)
-                for p, r in zip(parts, rows, strict=True)
-            ]
-        )
         out["scores"] = (("y", "x", "component"), scores)
         out = out.assign_coords(component=[f"PC{i}" for i in range(k_pca)])
         out["loadings"] = (("variable", "component"), evecs[:, :k_pca])
@@ -629,3 +762,68 @@ def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed) ->
     if feats.detector is not None:
         out = out.assign_coords(detector=feats.detector)
     return out
+
+
+def _band_results(feats, model, n_classes, k_pca, n_class_cols) -> tuple:
+    """The last pass, lazy, band by band: labels, embedding, scores, class sums, sizes,
+    inertia."""
+    data, sums = _space_input(feats, model)
+    blocks = data.to_delayed().ravel()
+    nx = data.shape[1]
+    n_embed = model.centroids.shape[1] if model.centroids is not None else 2
+    want_sums = feats.raw is None  # else summed from the reader's sparse records by label
+    model_task = dask.delayed(model, traverse=False)  # once in the graph (see _statistics)
+    parts = [dask.delayed(_result_block, nout=6)(b, model_task, n_classes, k_pca is not None,
+                                                 want_sums, sums) for b in blocks]  # fmt: skip
+    rows = data.chunks[0]
+
+    def joined(i: int, tail: tuple, dtype) -> da.Array:
+        return da.concatenate(
+            [da.from_delayed(p[i], (r, *tail), dtype) for p, r in zip(parts, rows, strict=True)]
+        )
+
+    labels = joined(0, (nx,), np.int32)
+    embedding = joined(1, (nx, n_embed), np.float32)
+    scores = joined(2, (nx, k_pca), np.float32) if k_pca is not None else None
+    if want_sums:
+        sums = da.stack(
+            [da.from_delayed(p[3], (n_classes, n_class_cols), float) for p in parts]
+        ).sum(0)
+    else:
+        sums = fastpaths.class_sum_spectra(feats.raw, labels, n_classes)
+    size = da.stack([da.from_delayed(p[4], (n_classes,), np.int64) for p in parts]).sum(0)
+    inertia = da.stack([da.from_delayed(p[5], (), float) for p in parts]).sum()
+    return labels, embedding, scores, sums, size, inertia
+
+
+def _whole_results(feats, model, n_classes, space, n_class_cols) -> tuple:
+    """k-means results of a map whose sample is every pixel: labels, embedding and scores from
+    the sample's space (in memory: at most ``sample_size`` rows); a lazy pass sums the class
+    spectra."""
+    data = feats.data
+    ny, nx = data.shape[:2]
+    step = 65536  # pixels labelled at a time: the (pixels, classes, dims) distances stay small
+    found = [model.label(space[i : i + step]) for i in range(0, len(space), step)]
+    lab = np.concatenate([f[0] for f in found]).reshape(ny, nx).astype(np.int32)
+    inertia = float(sum(np.nansum(f[1]) for f in found))
+    rows = (data.chunks[0], (nx,))
+    labels = da.from_array(lab, chunks=rows)
+    embedding = da.from_array(space.reshape(ny, nx, -1).astype(np.float32),
+                              chunks=(*rows, -1))  # fmt: skip
+    scores = embedding if model.pca_vectors is not None else None
+    size = da.from_array(np.bincount(lab.ravel(), minlength=n_classes))
+    if feats.raw is not None:
+        sums = fastpaths.class_sum_spectra(feats.raw, labels, n_classes)
+    else:
+        rules = dask.delayed(feats.for_tasks(), traverse=False)
+        parts = [
+            da.from_delayed(dask.delayed(_band_class_sums)(b, l, rules, n_classes),
+                            (n_classes, n_class_cols), float)  # fmt: skip
+            for b, l in zip(data.to_delayed().ravel(), labels.to_delayed().ravel(), strict=True)
+        ]
+        sums = da.stack(parts).sum(0)
+    return labels, embedding, scores, sums, size, da.from_array(np.asarray(inertia))
+
+
+def _band_class_sums(block: np.ndarray, labels: np.ndarray, feats: Features, n_classes: int):
+    return feats.class_sums(block, labels.ravel(), n_classes)
