@@ -817,9 +817,12 @@ def _whole_results(feats, model, n_classes, space, n_class_cols) -> tuple:
     else:
         rules = dask.delayed(feats.for_tasks(), traverse=False)
         parts = [
-            da.from_delayed(dask.delayed(_band_class_sums)(b, l, rules, n_classes),
-                            (n_classes, n_class_cols), float)  # fmt: skip
-            for b, l in zip(data.to_delayed().ravel(), labels.to_delayed().ravel(), strict=True)
+            da.from_delayed(
+                dask.delayed(_band_class_sums)(b, lab, rules, n_classes),
+                (n_classes, n_class_cols),
+                float,
+            )  # fmt: skip
+            for b, lab in zip(data.to_delayed().ravel(), labels.to_delayed().ravel(), strict=True)
         ]
         sums = da.stack(parts).sum(0)
     return labels, embedding, scores, sums, size, da.from_array(np.asarray(inertia))
