@@ -268,10 +268,13 @@ def _gram(f: np.ndarray) -> np.ndarray | None:
     ``sum_r max_j f_rj**2``; groups keep that sum below 2**24, so float32 adds them without
     rounding, in whatever order BLAS chooses, and float64 adds the groups' exact results.
     """
-    peak = np.abs(f).max(axis=1, initial=0.0) ** 2 if f.size else np.zeros(len(f))
+    if len(f) == 0:
+        return np.zeros((f.shape[1], f.shape[1]))
+    low, high = f.min(), f.max()
+    peak = (f.max(axis=1) if low >= 0 else np.abs(f).max(axis=1)) ** 2  # counts: no abs copy
     half = _EXACT / 2
-    if len(f) == 0 or peak.max() >= half:
-        return None if len(f) else np.zeros((f.shape[1], f.shape[1]))
+    if max(-low, high) ** 2 >= half:
+        return None
     reach = np.cumsum(peak)
     # A group ends before the running sum crosses the next multiple of half: its own sum is
     # below half plus its first row's peak, itself below half.
@@ -279,10 +282,13 @@ def _gram(f: np.ndarray) -> np.ndarray | None:
     edges = np.unique(np.concatenate([[0], cuts, [len(f)]]))
     if len(f) / (len(edges) - 1) < _MIN_GROUP and len(f) >= _MIN_GROUP:
         return None
-    gram = np.zeros((f.shape[1], f.shape[1]))
+    gram = None
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         g = f[a:b].astype(np.float32)
-        gram += g.T @ g
+        if gram is None:
+            gram = (g.T @ g).astype(np.float64)
+        else:
+            gram += g.T @ g
     return gram
 
 
