@@ -2,21 +2,26 @@
 
 ReadoutXFM classifies the detector-summed raw spectra of every pixel (spec ``geopixe.md`` 6);
 xrf_proc runs PCA and k-means on element maps (spec ``xrf_proc.md`` 7). Both hold every
-pixel's (pixels, features) matrix in memory. Here the map is read in bands of rows, twice:
+pixel's (pixels, features) matrix in memory. Here the map is read in bands of rows:
 
-1. **One pass for the statistics**: per band, the feature sums and the Gram matrix ``F^T F``
+1. **One pass for the statistics**: per band, the feature sums and the scatter matrix
    (features: detector-summed spectra, windowed, binned, optionally ``sqrt``/``log``
-   transformed; or one element map per line, z-scored or whitened as xrf_proc does), plus the
-   features of a seeded random sample of pixels (chosen by pixel index, so the same on any
-   chunking). PCA is the eigen-decomposition of the covariance built from those sums: exact
-   (scikit-learn's PCA to rounding), one pass, memory ``features**2``, not ``pixels``.
-2. The clustering is fitted on the sample (the whole map when it is small): scikit-learn
-   k-means restarted from ``n_init`` k-means++ seeds, keeping the lowest inertia; UMAP fitted on
-   the sample and applied with ``transform`` to fixed batches of pixels; HDBSCAN on the sample's
-   embedding.
-3. **One lazy pass for the results**: every pixel's embedding and label (nearest centroid, or
+   transformed; or one element map per line, z-scored or whitened as xrf_proc does). PCA is
+   the eigen-decomposition of the covariance built from those sums: exact (scikit-learn's PCA
+   to rounding), one pass, memory ``features**2``, not ``pixels``. For counts the Gram matrix
+   is summed exactly in float32 (:func:`_gram`), a quarter of float64's time.
+2. **The sample**: a seeded random sample of pixels (chosen by pixel index, so the same on any
+   chunking; the whole map when it is small) in the clustered space (PCA scores or scaled
+   features). Readers with fast paths (``.GeoPIXE``) read it in a second pass, the PCA scores
+   straight from the sparse records as weighted sums; for others pass 1 keeps the sample's
+   features.
+3. The clustering is fitted on the sample: scikit-learn k-means restarted from ``n_init``
+   k-means++ seeds, keeping the lowest inertia; UMAP fitted on the sample and applied with
+   ``transform`` to fixed batches of pixels; HDBSCAN on the sample's embedding.
+4. **One lazy pass for the results**: every pixel's embedding and label (nearest centroid, or
    for HDBSCAN the label of the nearest sample point), and from the same tasks each class's
-   summed and mean spectrum, size and the inertia over the whole map.
+   summed and mean spectrum, size and the inertia over the whole map. When the sample is the
+   whole map, k-means labels come from the sample and this pass only sums the class spectra.
 
 Why not dask-ml: its PCA and k-means|| read the data once per iteration (a map's decode each
 time unless persisted, which memory does not allow for large maps) and its random sampling
@@ -428,7 +433,8 @@ def _scale(scale: str | None, n: int, total: np.ndarray, scatter: np.ndarray) ->
 
 @dataclass
 class _Model:
-    """Everything pass 2 needs to embed and label a band (small: broadcast to the tasks)."""
+    """Everything the sample and result passes need to embed and label a band (small:
+    broadcast to the tasks)."""
 
     feats: Features
     centre: np.ndarray
