@@ -72,6 +72,10 @@ class DirectLayout:
     def chunk_bytes(self) -> int:
         return int(np.prod(self.chunks, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
+    @functools.cached_property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
 
 def direct_layout(dset: h5py.Dataset, stamp: Any = None) -> DirectLayout | None:
     """The :class:`DirectLayout` of ``dset``, or None when h5py must read it itself.
@@ -105,6 +109,16 @@ class ChunkIndex:
     offset: np.ndarray  # int64 byte offsets, -1 for chunks never written
     size: np.ndarray  # int64 stored sizes
     mask: np.ndarray  # int64 filter masks
+
+    @functools.cached_property
+    def table(self) -> dict[tuple[int, ...], tuple[int, int, int]]:
+        """(byte offset, stored size, filter mask) of each written chunk by grid position, as
+        Python ints: one dict lookup a chunk in the tasks' loop, which holds the GIL."""
+        where = np.nonzero(self.offset >= 0)
+        keys = zip(*(w.tolist() for w in where), strict=True)
+        values = zip(*(a[where].tolist() for a in (self.offset, self.size, self.mask)),
+                     strict=True)  # fmt: skip
+        return dict(zip(keys, values, strict=True))
 
 
 _INDEX_LOCK = threading.Lock()
@@ -174,38 +188,38 @@ def inflate(data: bytes, size: int) -> bytes:
 
 
 def _decode(data: bytes, mask: int, layout: DirectLayout, size: int, where: str) -> np.ndarray:
-    """One stored chunk's bytes (``size`` once decoded) as a numpy array of the chunk shape."""
-    if layout.deflate_bit is not None and not mask & (1 << layout.deflate_bit):
+    """One stored chunk's bytes (``size`` once decoded) as a numpy array of the chunk shape.
+
+    Called once a chunk with the GIL held between its codec calls: kept to a few operations.
+    """
+    if layout.deflate_bit is not None and not (mask >> layout.deflate_bit) & 1:
         try:
             data = inflate(data, size)
         except Exception as exc:  # zlib.error, deflate.DeflateError
             raise FormatError(f"{where}: corrupt gzip chunk ({exc})") from None
     if len(data) != size:
         raise FormatError(f"{where}: a stored chunk holds {len(data)} bytes, expected {size}")
-    dtype = np.dtype(layout.dtype)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if (
-        layout.shuffle_bit is not None
-        and not mask & (1 << layout.shuffle_bit)
-        and dtype.itemsize > 1
-    ):
-        raw = np.ascontiguousarray(
-            raw.reshape(dtype.itemsize, -1).T
-        )  # byte planes back into values
-    return raw.view(dtype).reshape(layout.chunks)
+    dtype = layout.numpy_dtype
+    if layout.shuffle_bit is None or (mask >> layout.shuffle_bit) & 1 or dtype.itemsize == 1:
+        return np.frombuffer(data, dtype=dtype).reshape(layout.chunks)
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(dtype.itemsize, -1)
+    return np.ascontiguousarray(raw.T).view(dtype).reshape(layout.chunks)  # byte planes back
 
 
 def _chunk_pieces(selection: tuple[slice, ...], chunks: tuple[int, ...]):
-    """(chunk offset, slices in the chunk, slices in the selection) of every chunk it touches."""
+    """(chunk grid position, slices in the chunk, slices in the selection) of every chunk the
+    selection touches."""
     per_axis = []
     for s, c in zip(selection, chunks, strict=True):
         pieces = []
         for start in range((s.start // c) * c, s.stop, c):
             a, b = max(s.start, start), min(s.stop, start + c)
-            pieces.append((start, slice(a - start, b - start), slice(a - s.start, b - s.start)))
+            inner, outer = slice(a - start, b - start), slice(a - s.start, b - s.start)
+            pieces.append((start // c, inner, outer))
         per_axis.append(pieces)
     for combo in itertools.product(*per_axis):
-        yield tuple(p[0] for p in combo), tuple(p[1] for p in combo), tuple(p[2] for p in combo)
+        # One C call: (grid position, inner slices, outer slices); each piece has all three.
+        yield tuple(zip(*combo, strict=True))
 
 
 def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: DirectLayout):
@@ -228,7 +242,8 @@ def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: Di
         return
     with open_h5_file(path) as f:
         dsid = f[dataset].id
-        for offset, inner, outer in _chunk_pieces(selection, layout.chunks):
+        for grid, inner, outer in _chunk_pieces(selection, layout.chunks):
+            offset = tuple(g * c for g, c in zip(grid, layout.chunks, strict=True))
             try:
                 mask, data = dsid.read_direct_chunk(offset)
             except (RuntimeError, OSError, KeyError) as exc:
@@ -248,17 +263,17 @@ def _chunks_of(path: str, dataset: str, selection: tuple[slice, ...], layout: Di
 
 def _indexed_chunks(fd, index, selection, layout, size, where):
     """:func:`_chunks_of` through a :class:`ChunkIndex`: ``os.pread`` releases the GIL."""
-    for offset, inner, outer in _chunk_pieces(selection, layout.chunks):
-        at = tuple(o // c for o, c in zip(offset, layout.chunks, strict=True))
-        position = int(index.offset[at])
-        if position < 0:
+    table = index.table
+    for grid, inner, outer in _chunk_pieces(selection, layout.chunks):
+        found = table.get(grid)
+        if found is None:
             yield None, inner, outer
             continue
-        stored = int(index.size[at])
+        position, stored, mask = found
         data = os.pread(fd, stored, position)
         if len(data) != stored:
             raise FormatError(f"{where}: the file ends inside a stored chunk (truncated?)")
-        yield _decode(data, int(index.mask[at]), layout, size, where), inner, outer
+        yield _decode(data, mask, layout, size, where), inner, outer
 
 
 def read_region(
