@@ -323,19 +323,20 @@ def _sample_space(feats: Features, sample: np.ndarray, model: _Model) -> np.ndar
     """Pass 2, for readers with fast paths (``.GeoPIXE``'s sparse records): the sampled pixels
     in the clustered space (``model.space``, float64), read again rather than kept from pass 1
     (their features, ``sample x features``, are hundreds of MB; the space is small)."""
-    data, sums = _space_input(feats, model)
+    data, weighted = _space_input(feats, model)
     blocks = data.to_delayed().ravel()
     starts = _band_offsets(data)
     model_task = dask.delayed(model, traverse=False)
     sample_task = dask.delayed(sample)
     parts = [
-        dask.delayed(_sample_block)(b, int(s), model_task, sample_task, sums)
+        dask.delayed(_sample_block)(b, int(s), model_task, sample_task, weighted)
         for b, s in zip(blocks, starts, strict=True)
     ]
     return np.concatenate(dask.compute(*parts))
 
 
-def _sample_block(block: np.ndarray, start: int, model: _Model, sample: np.ndarray, sums: bool):
+def _sample_block(block: np.ndarray, start: int, model: _Model, sample: np.ndarray,
+                  weighted: bool):  # fmt: skip
     from xrfdask.fit.blas import one_blas_thread
 
     n = block.shape[0] * block.shape[1]
@@ -343,7 +344,7 @@ def _sample_block(block: np.ndarray, start: int, model: _Model, sample: np.ndarr
     if len(pick) < n:  # the sampled pixels, as one row of a band
         block = block.reshape(1, n, *block.shape[2:])[:, pick]
     with one_blas_thread():
-        return model.space_of(block, sums)
+        return model.space_of(block, weighted)
 
 
 def _space_input(feats: Features, model: _Model) -> tuple[da.Array, bool]:
@@ -464,10 +465,10 @@ class _Model:
         constant (no band-sized temporaries: each costs its page faults again)."""
         return f @ self.weights - self.offset
 
-    def space_of(self, block: np.ndarray, sums: bool) -> np.ndarray:
-        """A band's rows in :meth:`space`, from its features or (``sums``) from the reader's
-        weighted sums ``counts @ weights`` (:func:`_score_sums`)."""
-        if sums:
+    def space_of(self, block: np.ndarray, weighted: bool) -> np.ndarray:
+        """A band's rows in :meth:`space`, from its features or (``weighted``) from the
+        reader's weighted sums ``counts @ weights`` (:func:`_space_input`)."""
+        if weighted:
             return block.reshape(-1, block.shape[-1]) - self.offset
         return self.space(self.feats.rows(block))
 
@@ -497,18 +498,18 @@ class _Model:
 
 
 def _result_block(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool,
-                  want_sums: bool, sums: bool):  # fmt: skip
+                  want_sums: bool, weighted: bool):  # fmt: skip
     """The last pass on one band: labels, embedding, scores and per-class partial sums."""
     from xrfdask.fit.blas import one_blas_thread
 
     with one_blas_thread():
-        return _result_block_in(block, model, n_classes, want_scores, want_sums, sums)
+        return _result_block_in(block, model, n_classes, want_scores, want_sums, weighted)
 
 
 def _result_block_in(block: np.ndarray, model: _Model, n_classes: int, want_scores: bool,
-                     want_sums: bool, sums: bool):  # fmt: skip
+                     want_sums: bool, weighted: bool):  # fmt: skip
     ny, nx = block.shape[:2]
-    x = model.space_of(block, sums)
+    x = model.space_of(block, weighted)
     e = model.embed(x)
     lab, d2 = model.label(e)
     sums = model.feats.class_sums(block, lab, n_classes) if want_sums else None
@@ -694,26 +695,23 @@ def _kmeans(x: np.ndarray, k: int, init, n_init: int, max_iter: int, seed: int) 
     from threadpoolctl import threadpool_limits
 
     starts = [np.asarray(init)] if init is not None else ["k-means++"] * n_init
-    seeds = np.random.SeedSequence(seed).generate_state(len(starts) + 1)
+    seeds = [int(v) for v in np.random.SeedSequence(seed).generate_state(len(starts) + 1)]
     trial = x
     if len(starts) > 1 and len(x) > KMEANS_TRIAL_ROWS:
         pick = np.random.default_rng(seeds[-1]).choice(len(x), KMEANS_TRIAL_ROWS, replace=False)
         trial = x[np.sort(pick)]
 
-    def fit(i: int, rows: np.ndarray = trial) -> tuple[float, np.ndarray]:
+    def fit(start, random_state: int, rows: np.ndarray) -> tuple[float, np.ndarray]:
         with threadpool_limits(1):  # in this thread: OpenMP's thread count is per thread
-            km = KMeans(k, init=starts[i], n_init=1, max_iter=max_iter,
-                        random_state=int(seeds[i])).fit(rows)  # fmt: skip
+            km = KMeans(k, init=start, n_init=1, max_iter=max_iter,
+                        random_state=random_state).fit(rows)  # fmt: skip
         return km.inertia_, km.cluster_centers_
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with ThreadPoolExecutor(max(1, min(len(starts), cores or 1))) as pool:
-        fits = list(pool.map(fit, range(len(starts))))
+        fits = list(pool.map(fit, starts, seeds, [trial] * len(starts)))
     best = min(fits, key=lambda f: f[0])[1]  # min keeps the first of equal inertias
-    if trial is x:
-        return best
-    starts = [best]
-    return fit(0, x)[1]
+    return best if trial is x else fit(best, seeds[0], x)[1]
 
 
 def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed,
@@ -779,14 +777,14 @@ def _results(obj, feats, model, n_classes, method, evals, evecs, k_pca, seed,
 def _band_results(feats, model, n_classes, k_pca, n_class_cols) -> tuple:
     """The last pass, lazy, band by band: labels, embedding, scores, class sums, sizes,
     inertia."""
-    data, sums = _space_input(feats, model)
+    data, weighted = _space_input(feats, model)
     blocks = data.to_delayed().ravel()
     nx = data.shape[1]
     n_embed = model.centroids.shape[1] if model.centroids is not None else 2
     want_sums = feats.raw is None  # else summed from the reader's sparse records by label
     model_task = dask.delayed(model, traverse=False)  # once in the graph (see _statistics)
     parts = [dask.delayed(_result_block, nout=6)(b, model_task, n_classes, k_pca is not None,
-                                                 want_sums, sums) for b in blocks]  # fmt: skip
+                                                 want_sums, weighted) for b in blocks]  # fmt: skip
     rows = data.chunks[0]
 
     def joined(i: int, tail: tuple, dtype) -> da.Array:

@@ -14,10 +14,11 @@ process lists them once per opened file (about 2.5 µs a chunk, in one call) and
 fetch the bytes with ``os.pread``, which releases the GIL: no h5py call at all per chunk, and
 the loop over chunks holds the GIL for about 8 us a chunk. Two threads then spend the same CPU
 time as one; on the 2-vCPU development VM they read + sum a map 1.4-1.7x faster than one (its
-ceiling for a compiled loop without the GIL: 1.7-1.9x), against 1.3-1.5x through h5py. The listing is checked
-against one ``read_direct_chunk`` and belongs to the file as it was opened (its path, size,
-modification time and inode); anything else falls back to ``read_direct_chunk``. A file replaced
-since it was opened (another inode at the path) is an error, never read with the old layout.
+ceiling for a compiled loop without the GIL: 1.7-1.9x), against 1.3-1.5x through h5py. The
+listing is checked against one ``read_direct_chunk`` and belongs to the file as it was opened
+(its path, size, modification time and inode); anything else falls back to
+``read_direct_chunk``. A file replaced since it was opened (another inode at the path) is an
+error, never read with the old layout.
 
 Only the pipelines HDF5's own writers make for such data are undone here: gzip (deflate), with
 or without the byte shuffle before it, or no filter at all, on numeric data. Anything else (a
