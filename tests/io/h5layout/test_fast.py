@@ -7,7 +7,7 @@ import pytest
 import xrfdask as xd
 from xrfdask.datasets import ELEMENTS
 from xrfdask.io import fastpaths
-from xrfdask.io.h5layout import fast, h5chunks, open_h5, open_zarr, to_h5, to_zarr
+from xrfdask.io.h5layout import fast, open_h5, open_zarr, to_h5, to_zarr
 
 
 @pytest.fixture(scope="module")
@@ -39,24 +39,15 @@ def cube(example):
     return example.spectra.values[:, :, 0, :].astype(np.uint32)
 
 
-def _counting(monkeypatch):
-    calls = []
-    real = h5chunks.inflate
-    monkeypatch.setattr(
-        h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size)
-    )
-    return calls
-
-
 @pytest.mark.parametrize("method", ["linear", "pymca"])
-def test_fit_reads_the_spectra_once_with_a_stored_sum(tmp_path, monkeypatch, cube, config, method):
+def test_fit_reads_the_spectra_once_with_a_stored_sum(tmp_path, inflated, cube, config, method):
     path = _xrf_proc_file(tmp_path / "map.h5", cube)
     ds = open_h5(path)
     with h5py.File(path) as f:
         dset = f["raw/channel00/spectra"]
         nchunks = dset.id.get_num_chunks()
         channel_chunks = -(-cube.shape[2] // dset.chunks[2])
-    calls = _counting(monkeypatch)
+    calls = inflated
     stored = xd.fit(ds, config, method=method)
     areas = stored.peak_area.values
     auto_reads = len(calls)

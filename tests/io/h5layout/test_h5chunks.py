@@ -1,4 +1,8 @@
-"""Direct chunk reads (decompression in the tasks) give exactly h5py's own reads."""
+"""Direct chunk reads (decompression in the tasks) give exactly h5py's own reads.
+
+Every test runs twice: through the compiled kernels (one call a band) and chunk by chunk in
+Python, the path taken where the kernels do not apply.
+"""
 
 import os
 import zlib
@@ -9,8 +13,18 @@ import numpy as np
 import pytest
 
 from xrfdask.errors import FormatError
-from xrfdask.io.h5layout import h5chunks, open_h5
+from xrfdask.io.h5layout import h5chunks, inflate_kernels, open_h5
 from xrfdask.io.h5layout.stores import H5Reader
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def path_taken(request, monkeypatch):
+    """Which reading path the test runs: both must give h5py's values."""
+    compiled = request.param == "compiled"
+    if compiled:
+        assert inflate_kernels.AVAILABLE  # libdeflate found in the deflate package
+    monkeypatch.setattr(h5chunks, "COMPILED", compiled)
+    return request.param
 
 
 def _spectra(shape, seed=0, dtype=np.uint32):
@@ -131,15 +145,11 @@ def test_spectra_of_every_detector_and_the_fit_channel_range(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def test_the_fit_range_decompresses_only_its_chunks(tmp_path, monkeypatch):
+def test_the_fit_range_decompresses_only_its_chunks(tmp_path, inflated):
     data = _spectra((6, 4, 512))
     path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(6, 4, 64))
     ds = open_h5(path)
-    calls = []
-    real = h5chunks.inflate
-    monkeypatch.setattr(
-        h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size)
-    )
+    calls = inflated
     from xrfdask.io import fastpaths
 
     (task,) = fastpaths.channel_blocks(ds.spectra.data, 100, 250, np.float64).values()
@@ -176,12 +186,13 @@ def test_inflate_fallback_and_corrupt_chunks(tmp_path, monkeypatch):
         open_h5(path).spectra.compute()
 
 
-def test_chunks_are_fetched_through_the_file_index(tmp_path, monkeypatch):
+def test_chunks_are_fetched_through_the_file_index(tmp_path, monkeypatch, path_taken):
     data = _spectra((23, 17, 64))
     path = _write(tmp_path / "m.h5", data, compression="gzip", chunks=(4, 5, 16))
     fetched = []
-    real = h5chunks._indexed_chunks
-    monkeypatch.setattr(h5chunks, "_indexed_chunks", lambda *a: fetched.append(1) or real(*a))
+    name = "_fetch" if path_taken == "compiled" else "_indexed_chunks"
+    real = getattr(h5chunks, name)
+    monkeypatch.setattr(h5chunks, name, lambda *a: fetched.append(1) or real(*a))
     got, layout = _read_all(path, ((23,), (17,), (64,)))
     np.testing.assert_array_equal(got, data)
     assert fetched  # os.pread through the index, no h5py call per chunk
@@ -236,3 +247,82 @@ def test_a_chunk_tree_listing_chunks_outside_the_dataset_reads_as_hdf5_does(tmp_
     with h5py.File(path) as f:
         want = f["raw/channel00/spectra"][()]  # HDF5's lookup no longer finds row 1: fill value
     np.testing.assert_array_equal(open_h5(path).spectra.values[:, :, 0, :], want)
+
+
+def test_datasets_of_one_and_two_axes_read_and_sum_right(tmp_path):
+    i0 = np.random.default_rng(3).uniform(1e4, 1e5, (11, 7))
+    line = np.arange(50, dtype=np.int32) - 20
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw/I0", data=i0, compression="gzip", chunks=(4, 3), shuffle=True)
+        f.create_dataset("line", data=line, compression="gzip", chunks=(16,))
+    with H5Reader(path) as reader:
+        for name, data in (("raw/I0", i0), ("line", line)):
+            layout = h5chunks.direct_layout(reader._dataset(name), reader._token)
+            sel = tuple(slice(1, n - 1) for n in data.shape)
+            out = np.empty(tuple(s.stop - s.start for s in sel), dtype=data.dtype)
+            h5chunks.read_region(str(path), name, sel, layout, out)
+            np.testing.assert_array_equal(out, data[sel])
+            total = np.zeros(out.shape[-1])
+            h5chunks.sum_region(str(path), name, sel, layout, total)
+            np.testing.assert_allclose(total, data[sel].reshape(-1, out.shape[-1]).sum(0), 1e-12)
+
+
+def test_sums_of_unallocated_and_partly_selected_chunks(tmp_path):
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset(
+            "raw/channel00/spectra", shape=(10, 9, 40), dtype="u2", chunks=(4, 4, 16),
+            compression="gzip", shuffle=True, fillvalue=5,
+        )  # fmt: skip
+        d[2:7, 1:6] = _spectra((5, 5, 40), 4, np.uint16)  # the rest never written
+        expected = d[()]
+    with H5Reader(path) as reader:
+        layout = h5chunks.direct_layout(reader._dataset("raw/channel00/spectra"), reader._token)
+    sel = (slice(1, 9), slice(2, 9), slice(3, 37))  # every axis cut inside a chunk
+    total = np.zeros(34)
+    h5chunks.sum_region(str(path), "raw/channel00/spectra", sel, layout, total)
+    np.testing.assert_array_equal(total, expected[sel].sum(axis=(0, 1), dtype=np.float64))
+    out = np.empty((8, 7, 34), np.float32)  # read with a cast, as the fit reads
+    h5chunks.read_region(str(path), "raw/channel00/spectra", sel, layout, out)
+    np.testing.assert_array_equal(out, expected[sel].astype(np.float32))
+
+
+def test_chunks_stored_without_their_filters_and_wrong_sizes(tmp_path):
+    data = _spectra((4, 4, 32))
+    path = _write(tmp_path / "m.h5", data, compression="gzip", shuffle=True, chunks=(4, 4, 16))
+    with h5py.File(path, "r+") as f:
+        dsid = f["raw/channel00/spectra"].id
+        # HDF5 skips an optional filter that fails: the mask says which (shuffle 1, gzip 2)
+        dsid.write_direct_chunk((0, 0, 0), np.ascontiguousarray(data[:, :, :16]).tobytes(), 3)
+    np.testing.assert_array_equal(open_h5(path).spectra.values[:, :, 0, :], data)
+    with h5py.File(path, "r+") as f:
+        f["raw/channel00/spectra"].id.write_direct_chunk((0, 0, 16), b"\0" * 100, 3)
+    with pytest.raises(FormatError, match="m.h5: dataset 'raw/channel00/spectra': a stored chunk"):
+        open_h5(path).spectra.compute()
+    short = zlib.compress(np.zeros(10, np.uint32).tobytes())  # inflates to 40 bytes, not 1024
+    with h5py.File(path, "r+") as f:
+        f["raw/channel00/spectra"].id.write_direct_chunk((0, 0, 16), short, 1)
+    with pytest.raises(FormatError, match="m.h5: dataset 'raw/channel00/spectra'"):
+        open_h5(path).spectra.compute()
+
+
+def test_chunks_scattered_in_the_file_are_read_in_several_runs(tmp_path, monkeypatch, path_taken):
+    a, b = _spectra((8, 6, 64), 5), _spectra((8, 6, 64), 6)
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w", rdcc_nbytes=0) as f:  # no chunk cache: chunks stored as written
+        opts = {"shape": a.shape, "dtype": "u4", "chunks": (2, 6, 64), "compression": "gzip"}
+        da_, db_ = f.create_dataset("raw/channel00/spectra", **opts), f.create_dataset("b", **opts)
+        for r in range(0, 8, 2):  # chunks of the two datasets alternate in the file
+            da_[r : r + 2], db_[r : r + 2] = a[r : r + 2], b[r : r + 2]
+    reads = []
+    real = os.preadv
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: reads.append(at) or real(fd, bufs, at))
+    got, _ = _read_all(path, ((8,), (6,), (64,)))
+    np.testing.assert_array_equal(got, a)
+    assert len(reads) == (1 if path_taken == "compiled" else 0)  # small gaps: read through
+    reads.clear()
+    monkeypatch.setattr(h5chunks, "_READ_GAP", 0)
+    got, _ = _read_all(path, ((8,), (6,), (64,)))
+    np.testing.assert_array_equal(got, a)
+    assert len(reads) == (4 if path_taken == "compiled" else 0)  # one read per run of chunks

@@ -236,9 +236,11 @@ class H5Reader:
         self._f = self._stack.enter_context(open_h5_file(self.path))
         st = os.stat(self.path)
         self._token = (self.path, st.st_mtime_ns, st.st_size, st.st_ino)
+        self._nodes: dict[str, Any] = {}  # lookups by path: opening asks for most nodes often
 
     def close(self) -> None:
         self._stack.close()
+        self._nodes.clear()
 
     def __enter__(self):
         return self
@@ -255,10 +257,12 @@ class H5Reader:
     def _get(self, path: str) -> Any:
         """The node at ``path``, or None: a dangling or external link on the way is missing
         (h5py raises RuntimeError or KeyError for those instead of answering)."""
-        try:
-            return self._f.get(path)
-        except (KeyError, RuntimeError, OSError):
-            return None
+        if path not in self._nodes:
+            try:
+                self._nodes[path] = self._f.get(path)
+            except (KeyError, RuntimeError, OSError):
+                self._nodes[path] = None
+        return self._nodes[path]
 
     def keys(self, group: str) -> list[str]:
         node = self._f[group] if group else self._f
