@@ -202,3 +202,13 @@ def test_inf_motor_positions_and_spectra_without_channels(tmp_path):
         ds = open_h5(path)
         assert ds.x.attrs == {"units": "pixel"}
         assert fastpaths.sum_spectrum(ds.spectra.data).compute().shape == (2, 0)
+
+
+def test_a_group_name_that_is_not_utf8_is_no_detector(tmp_path):
+    # Found by benchmarks/fuzz_inputs.py: h5py lists such a name as bytes (TypeError before).
+    path = good_file(tmp_path / "name.h5")
+    with h5py.File(path, "a") as f:
+        f["raw"].create_group(b"channel\xff")
+        assert any(isinstance(k, bytes) for k in f["raw"].keys())
+    ds = open_h5(path)
+    assert ds.sizes["detector"] == 2

@@ -5,6 +5,8 @@
 (``tests/data/make_xrf_proc_groups.py``), on xrfdask's example map.
 """
 
+import shutil
+import warnings
 from pathlib import Path
 
 import h5py
@@ -96,3 +98,21 @@ def test_quant_and_rel_dif():
         stored("rel_dif/channel00/ims"),
     )
     assert rel.cnc.values.ravel()[0] == "nist613.cnc"
+
+
+def test_an_infinite_relative_error_of_a_zero_value_reads_quietly(tmp_path):
+    # Found by benchmarks/fuzz_inputs.py: inf x 0 warned from inside a dask task.
+    path = tmp_path / "groups.h5"
+    shutil.copy(FILE, path)
+    with h5py.File(path, "r+") as f:
+        ims, rel = f["norm/channel00/ims"], f["norm/channel00/ims_stddev"]
+        values, errors = ims[()], rel[()]
+        values[0, 0, 0], errors[0, 0, 0], errors[0, 0, 1] = 0, np.inf, np.inf
+        ims[...], rel[...] = values, errors
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nrm = xd.open_h5(path, group="norm")
+        got = nrm.normalised_error.sel(detector=0).transpose("line", "y", "x").values
+    assert np.isnan(got[0, 0, 0])  # inf x 0: no error known for it
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(got, errors * values, rtol=1e-6)  # NaN matches NaN

@@ -27,7 +27,7 @@ from numba import types
 
 from xrfdask._jit import jit
 
-__all__ = ["AVAILABLE", "MESSAGES", "decode_into", "sum_into", "supports"]
+__all__ = ["AVAILABLE", "MESSAGES", "cast_into", "copy_into", "sum_into", "supports"]
 
 # Status codes of the kernels (the first element of what they return), with what they mean.
 OK, BAD_DATA, SHORT_OUTPUT, WRONG_SIZE, NO_MEMORY = 0, 1, 2, 3, 4
@@ -126,10 +126,14 @@ def _overlap(origin, chunk, lo, hi):  # pragma: no cover - compiled
 
 
 @jit
-def decode_into(  # pragma: no cover - compiled
+def copy_into(  # pragma: no cover - compiled
     buf, starts, sizes, masks, origins, chunks, lo, hi, fill, deflate_bit, shuffle_bit, out
 ):
     """Place the selection ``[lo, hi)`` of a 3-D dataset, from its stored chunks, into ``out``.
+
+    Data of the stored dtype, handled as bytes: one compiled version serves every dtype. The last
+    axis counts bytes (``chunks[2]``, ``lo[2]``, ``hi[2]``, ``origins[:, 2]`` are the element
+    counts times the item size) and ``out`` is the output's byte view.
 
     Parameters
     ----------
@@ -142,17 +146,62 @@ def decode_into(  # pragma: no cover - compiled
         Each chunk's first element in the dataset.
     chunks, lo, hi : int64 arrays of 3
         The chunk shape; the selection's start and stop.
-    fill : array of one element, of the stored dtype
-        The fill value (its dtype is the stored one).
+    fill : uint8 array
+        The bytes of the fill value (its length is the item size).
     deflate_bit, shuffle_bit : int
         Positions of the filters in the pipeline (their filter-mask bits), -1 when absent.
-    out : 3-D array of ``hi - lo``
-        Written, cast to its dtype.
+    out : uint8 3-D array of ``hi - lo``
+        Written.
 
     Returns
     -------
     (status, chunk)
         ``OK`` or a code of :data:`MESSAGES`, and the chunk it concerns.
+    """
+    itemsize = fill.size
+    data = np.empty(chunks[0] * chunks[1] * chunks[2], np.uint8)
+    block = data.reshape((chunks[0], chunks[1], chunks[2]))
+    raw = np.empty(data.size if shuffle_bit >= 0 else 0, np.uint8)
+    decompressor = _alloc()
+    if decompressor == 0:
+        return NO_MEMORY, 0
+    for i in range(starts.size):
+        a0, b0 = _overlap(origins[i, 0], chunks[0], lo[0], hi[0])
+        a1, b1 = _overlap(origins[i, 1], chunks[1], lo[1], hi[1])
+        a2, b2 = _overlap(origins[i, 2], chunks[2], lo[2], hi[2])
+        if starts[i] < 0:
+            for y in range(a0 - lo[0], b0 - lo[0]):
+                for x in range(a1 - lo[1], b1 - lo[1]):
+                    row = out[y, x, a2 - lo[2] : b2 - lo[2]]
+                    for c in range(row.size):
+                        row[c] = fill[c % itemsize]
+            continue
+        status = _unpack(
+            decompressor, buf, starts[i], sizes[i], masks[i], deflate_bit, shuffle_bit, raw,
+            data, itemsize,
+        )  # fmt: skip
+        if status != OK:
+            _free(decompressor)
+            return status, i
+        for y in range(a0, b0):
+            for x in range(a1, b1):
+                # 1-D views from 0: a loop numba vectorises (no negative-index checks)
+                dst = out[y - lo[0], x - lo[1], a2 - lo[2] : b2 - lo[2]]
+                src = block[y - origins[i, 0], x - origins[i, 1], a2 - origins[i, 2] :]
+                for c in range(dst.size):
+                    dst[c] = src[c]
+    _free(decompressor)
+    return OK, 0
+
+
+@jit
+def cast_into(  # pragma: no cover - compiled
+    buf, starts, sizes, masks, origins, chunks, lo, hi, fill, deflate_bit, shuffle_bit, out
+):
+    """:func:`copy_into` casting to ``out``'s dtype (the fit reads counts as float32).
+
+    Elements, not bytes, along the last axis; ``fill`` is one element of the stored dtype (it
+    gives the kernel that dtype). Compiled once per pair of stored and output types.
     """
     typed = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
     typed_bytes = typed.view(np.uint8)
@@ -181,7 +230,6 @@ def decode_into(  # pragma: no cover - compiled
             return status, i
         for y in range(a0, b0):
             for x in range(a1, b1):
-                # 1-D views from 0: a loop numba vectorises (no negative-index checks)
                 dst = out[y - lo[0], x - lo[1], a2 - lo[2] : b2 - lo[2]]
                 src = block[y - origins[i, 0], x - origins[i, 1], a2 - origins[i, 2] :]
                 for c in range(dst.size):
@@ -196,7 +244,7 @@ def sum_into(  # pragma: no cover - compiled
 ):
     """Add the selection's sum over its first two axes to ``out`` (float64, ``hi[2] - lo[2]``).
 
-    Arguments as :func:`decode_into`'s.
+    Arguments as :func:`cast_into`'s (elements along the last axis).
     """
     typed = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
     typed_bytes = typed.view(np.uint8)

@@ -213,5 +213,8 @@ def channel_name(label) -> str:
 
 
 def is_channel_group(name: str) -> bool:
-    """A detector's group in the layout (``channelXX``, or ``sum`` for summed detectors)."""
-    return name.startswith("channel") or name == SUM_GROUP
+    """A detector's group in the layout (``channelXX``, or ``sum`` for summed detectors).
+
+    h5py gives a name that is not UTF-8 as bytes: never one of the layout's groups.
+    """
+    return isinstance(name, str) and (name.startswith("channel") or name == SUM_GROUP)

@@ -786,14 +786,20 @@ def _xrf_proc_norm_errors(ds: xr.Dataset) -> xr.Dataset:
         as_absolute = np.abs(np.median(np.log(e[ok] ** 2 / v[ok])))
         relative = bool(as_relative <= as_absolute)
     if relative:
-        error = (ds["normalised_error"] * ds["normalised"]).assign_attrs(
-            ds["normalised_error"].attrs
-        )
+        # An infinite relative error of a zero value gives NaN: quietly, as a read should.
+        error = xr.apply_ufunc(
+            _quiet_product, ds["normalised_error"], ds["normalised"], dask="parallelized"
+        ).assign_attrs(ds["normalised_error"].attrs)
         ds = ds.assign(normalised_error=error)
     ds.attrs["normalised_error_stored"] = (
         "relative (xrf_proc), converted to absolute" if relative else "absolute (xrf_proc)"
     )
     return ds
+
+
+def _quiet_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a * b
 
 
 def _result_map_shape(reader, group: str, channels: list[str], sch) -> tuple[int, int] | None:
