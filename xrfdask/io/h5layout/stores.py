@@ -285,7 +285,9 @@ class H5Reader:
 
     def attrs(self, path: str = "/") -> dict[str, Any]:
         try:
-            return {k: decode_text(v) for k, v in self._f[path].attrs.items()}
+            node = self._get(path) if path not in ("", "/") else self._f
+            node = self._f[path] if node is None else node  # missing: h5py's own error
+            return {k: decode_text(v) for k, v in node.attrs.items()}
         except (OSError, KeyError, RuntimeError) as exc:
             raise FormatError(
                 f"{self.path}: attributes of '{path}' cannot be read ({first_line(exc)})"
