@@ -13,7 +13,7 @@ def inflated(monkeypatch):
     monkeypatch.setattr(
         h5chunks, "inflate", lambda raw, size: calls.append(size) or real(raw, size)
     )
-    for name in ("copy_into", "cast_into", "sum_into"):
+    for name in ("place_into", "sum_into"):
         kernel = getattr(inflate_kernels, name)
 
         def counted(buf, starts, *args, kernel=kernel):

@@ -372,17 +372,17 @@ def _compiled(
     dtype = layout.numpy_dtype
     fill = np.array([layout.fill], dtype=dtype)
     target = out if total else out.reshape((1,) * pad + out.shape)
-    kernel = inflate_kernels.sum_into if total else inflate_kernels.cast_into
+    kernel = inflate_kernels.sum_into if total else inflate_kernels.place_into
     scaled = origins
     if not total and out.dtype == dtype and out.strides[-1] == dtype.itemsize:
-        # No cast: the bytes kernel, one compiled version for every dtype.
-        kernel, scale = inflate_kernels.copy_into, np.array([1, 1, dtype.itemsize])
+        # No cast: as bytes, one compiled version for every dtype.
+        scale = np.array([1, 1, dtype.itemsize])
         chunks, lo, hi, scaled = chunks * scale, lo * scale, hi * scale, origins * scale
         fill, target = fill.view(np.uint8), target.view(np.uint8)
     bits = (-1 if b is None else b for b in (layout.deflate_bit, layout.shuffle_bit))
     status, chunk = kernel(
-        buf, starts, sizes, index.mask[grid].reshape(-1), scaled, chunks, lo, hi, fill, *bits,
-        target,
+        buf, starts, sizes, index.mask[grid].reshape(-1), scaled, chunks, lo, hi, fill,
+        dtype.itemsize, *bits, target,
     )  # fmt: skip
     if status != inflate_kernels.OK:
         at = tuple(int(v) for v in origins[chunk, pad:])

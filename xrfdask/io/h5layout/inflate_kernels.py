@@ -27,7 +27,7 @@ from numba import types
 
 from xrfdask._jit import jit
 
-__all__ = ["AVAILABLE", "MESSAGES", "cast_into", "copy_into", "sum_into", "supports"]
+__all__ = ["AVAILABLE", "MESSAGES", "place_into", "sum_into", "supports"]
 
 # Status codes of the kernels (the first element of what they return), with what they mean.
 OK, BAD_DATA, SHORT_OUTPUT, WRONG_SIZE, NO_MEMORY = 0, 1, 2, 3, 4
@@ -126,14 +126,18 @@ def _overlap(origin, chunk, lo, hi):  # pragma: no cover - compiled
 
 
 @jit
-def copy_into(  # pragma: no cover - compiled
-    buf, starts, sizes, masks, origins, chunks, lo, hi, fill, deflate_bit, shuffle_bit, out
-):
+def place_into(  # pragma: no cover - compiled
+    buf, starts, sizes, masks, origins, chunks, lo, hi, fill, itemsize, deflate_bit, shuffle_bit,
+    out,
+):  # fmt: skip
     """Place the selection ``[lo, hi)`` of a 3-D dataset, from its stored chunks, into ``out``.
 
-    Data of the stored dtype, handled as bytes: one compiled version serves every dtype. The last
-    axis counts bytes (``chunks[2]``, ``lo[2]``, ``hi[2]``, ``origins[:, 2]`` are the element
-    counts times the item size) and ``out`` is the output's byte view.
+    Two ways to call it. Data read in its stored dtype travels as bytes, so one compiled version
+    serves every dtype: ``fill`` is the fill value's bytes, ``out`` the output's byte view, and
+    the last axis counts bytes (``chunks[2]``, ``lo[2]``, ``hi[2]``, ``origins[:, 2]`` are the
+    element counts times ``itemsize``). Data cast on the way (the fit reads counts as float32)
+    is typed: ``fill`` is one element of the stored dtype, ``out`` of the output dtype, the last
+    axis counts elements; one compiled version per pair of types.
 
     Parameters
     ----------
@@ -146,22 +150,24 @@ def copy_into(  # pragma: no cover - compiled
         Each chunk's first element in the dataset.
     chunks, lo, hi : int64 arrays of 3
         The chunk shape; the selection's start and stop.
-    fill : uint8 array
-        The bytes of the fill value (its length is the item size).
+    fill : 1-D array
+        The fill value, as above; its dtype is the dtype chunks are decoded to.
+    itemsize : int
+        Bytes per stored element (the shuffle's byte planes).
     deflate_bit, shuffle_bit : int
         Positions of the filters in the pipeline (their filter-mask bits), -1 when absent.
-    out : uint8 3-D array of ``hi - lo``
-        Written.
+    out : 3-D array of ``hi - lo``
+        Written, cast to its dtype.
 
     Returns
     -------
     (status, chunk)
         ``OK`` or a code of :data:`MESSAGES`, and the chunk it concerns.
     """
-    itemsize = fill.size
-    data = np.empty(chunks[0] * chunks[1] * chunks[2], np.uint8)
-    block = data.reshape((chunks[0], chunks[1], chunks[2]))
-    raw = np.empty(data.size if shuffle_bit >= 0 else 0, np.uint8)
+    decoded = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
+    decoded_bytes = decoded.view(np.uint8)
+    block = decoded.reshape((chunks[0], chunks[1], chunks[2]))
+    raw = np.empty(decoded_bytes.size if shuffle_bit >= 0 else 0, np.uint8)
     decompressor = _alloc()
     if decompressor == 0:
         return NO_MEMORY, 0
@@ -174,11 +180,11 @@ def copy_into(  # pragma: no cover - compiled
                 for x in range(a1 - lo[1], b1 - lo[1]):
                     row = out[y, x, a2 - lo[2] : b2 - lo[2]]
                     for c in range(row.size):
-                        row[c] = fill[c % itemsize]
+                        row[c] = fill[c % fill.size]  # whole elements: rows start on one
             continue
         status = _unpack(
             decompressor, buf, starts[i], sizes[i], masks[i], deflate_bit, shuffle_bit, raw,
-            data, itemsize,
+            decoded_bytes, itemsize,
         )  # fmt: skip
         if status != OK:
             _free(decompressor)
@@ -195,56 +201,13 @@ def copy_into(  # pragma: no cover - compiled
 
 
 @jit
-def cast_into(  # pragma: no cover - compiled
-    buf, starts, sizes, masks, origins, chunks, lo, hi, fill, deflate_bit, shuffle_bit, out
-):
-    """:func:`copy_into` casting to ``out``'s dtype (the fit reads counts as float32).
-
-    Elements, not bytes, along the last axis; ``fill`` is one element of the stored dtype (it
-    gives the kernel that dtype). Compiled once per pair of stored and output types.
-    """
-    typed = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
-    typed_bytes = typed.view(np.uint8)
-    block = typed.reshape((chunks[0], chunks[1], chunks[2]))
-    raw = np.empty(typed_bytes.size if shuffle_bit >= 0 else 0, np.uint8)
-    decompressor = _alloc()
-    if decompressor == 0:
-        return NO_MEMORY, 0
-    for i in range(starts.size):
-        a0, b0 = _overlap(origins[i, 0], chunks[0], lo[0], hi[0])
-        a1, b1 = _overlap(origins[i, 1], chunks[1], lo[1], hi[1])
-        a2, b2 = _overlap(origins[i, 2], chunks[2], lo[2], hi[2])
-        if starts[i] < 0:
-            for y in range(a0 - lo[0], b0 - lo[0]):
-                for x in range(a1 - lo[1], b1 - lo[1]):
-                    row = out[y, x, a2 - lo[2] : b2 - lo[2]]
-                    for c in range(row.size):
-                        row[c] = fill[0]
-            continue
-        status = _unpack(
-            decompressor, buf, starts[i], sizes[i], masks[i], deflate_bit, shuffle_bit, raw,
-            typed_bytes, fill.itemsize,
-        )  # fmt: skip
-        if status != OK:
-            _free(decompressor)
-            return status, i
-        for y in range(a0, b0):
-            for x in range(a1, b1):
-                dst = out[y - lo[0], x - lo[1], a2 - lo[2] : b2 - lo[2]]
-                src = block[y - origins[i, 0], x - origins[i, 1], a2 - origins[i, 2] :]
-                for c in range(dst.size):
-                    dst[c] = src[c]
-    _free(decompressor)
-    return OK, 0
-
-
-@jit
 def sum_into(  # pragma: no cover - compiled
-    buf, starts, sizes, masks, origins, chunks, lo, hi, fill, deflate_bit, shuffle_bit, out
-):
+    buf, starts, sizes, masks, origins, chunks, lo, hi, fill, itemsize, deflate_bit, shuffle_bit,
+    out,
+):  # fmt: skip
     """Add the selection's sum over its first two axes to ``out`` (float64, ``hi[2] - lo[2]``).
 
-    Arguments as :func:`cast_into`'s (elements along the last axis).
+    Arguments as :func:`place_into`'s typed call (elements along the last axis).
     """
     typed = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
     typed_bytes = typed.view(np.uint8)
@@ -265,7 +228,7 @@ def sum_into(  # pragma: no cover - compiled
             continue
         status = _unpack(
             decompressor, buf, starts[i], sizes[i], masks[i], deflate_bit, shuffle_bit, raw,
-            typed_bytes, fill.itemsize,
+            typed_bytes, itemsize,
         )  # fmt: skip
         if status != OK:
             _free(decompressor)
