@@ -90,13 +90,13 @@ def supports(stored: np.dtype, out: np.ndarray | None = None) -> bool:
 
 @jit
 def _unpack(  # pragma: no cover - compiled
-    decompressor, buf, start, size, mask, deflate_bit, shuffle_bit, raw, typed_bytes, itemsize
+    decompressor, buf, start, size, mask, deflate_bit, shuffle_bit, raw, decoded_bytes, itemsize
 ):
-    """One stored chunk's bytes into ``typed_bytes`` (the chunk as its dtype); a status code."""
-    nbytes = typed_bytes.size
+    """One stored chunk's bytes into ``decoded_bytes`` (the chunk as its dtype); a status code."""
+    nbytes = decoded_bytes.size
     deflated = deflate_bit >= 0 and (mask >> deflate_bit) & 1 == 0
     shuffled = shuffle_bit >= 0 and (mask >> shuffle_bit) & 1 == 0 and itemsize > 1
-    target = raw if shuffled else typed_bytes
+    target = raw if shuffled else decoded_bytes
     if deflated:
         result = _inflate(
             decompressor, buf.ctypes.data + start, size, target.ctypes.data, nbytes, 0
@@ -115,14 +115,28 @@ def _unpack(  # pragma: no cover - compiled
         for b in range(itemsize):
             plane = raw[b * n : (b + 1) * n]
             for j in range(n):
-                typed_bytes[j * itemsize + b] = plane[j]
+                decoded_bytes[j * itemsize + b] = plane[j]
     return OK
 
 
 @jit
-def _overlap(origin, chunk, lo, hi):  # pragma: no cover - compiled
-    """[a, b) of one axis shared by a chunk starting at ``origin`` and the selection."""
-    return max(lo, origin), min(hi, origin + chunk)
+def _overlap(origin, chunks, lo, hi):  # pragma: no cover - compiled
+    """[a, b) on each of the 3 axes, shared by a chunk starting at ``origin`` and the selection."""
+    a0, b0 = max(lo[0], origin[0]), min(hi[0], origin[0] + chunks[0])
+    a1, b1 = max(lo[1], origin[1]), min(hi[1], origin[1] + chunks[1])
+    a2, b2 = max(lo[2], origin[2]), min(hi[2], origin[2] + chunks[2])
+    return a0, b0, a1, b1, a2, b2
+
+
+@jit
+def _buffers(chunks, fill, shuffle_bit):  # pragma: no cover - compiled
+    """A kernel's scratch: one decoded chunk (its bytes, and as a block of ``fill``'s dtype),
+    and the inflated bytes before the unshuffle (empty without the shuffle filter)."""
+    decoded = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
+    decoded_bytes = decoded.view(np.uint8)
+    block = decoded.reshape((chunks[0], chunks[1], chunks[2]))
+    raw = np.empty(decoded_bytes.size if shuffle_bit >= 0 else 0, np.uint8)
+    return decoded_bytes, block, raw
 
 
 @jit
@@ -164,17 +178,12 @@ def place_into(  # pragma: no cover - compiled
     (status, chunk)
         ``OK`` or a code of :data:`MESSAGES`, and the chunk it concerns.
     """
-    decoded = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
-    decoded_bytes = decoded.view(np.uint8)
-    block = decoded.reshape((chunks[0], chunks[1], chunks[2]))
-    raw = np.empty(decoded_bytes.size if shuffle_bit >= 0 else 0, np.uint8)
+    decoded_bytes, block, raw = _buffers(chunks, fill, shuffle_bit)
     decompressor = _alloc()
     if decompressor == 0:
         return NO_MEMORY, 0
     for i in range(starts.size):
-        a0, b0 = _overlap(origins[i, 0], chunks[0], lo[0], hi[0])
-        a1, b1 = _overlap(origins[i, 1], chunks[1], lo[1], hi[1])
-        a2, b2 = _overlap(origins[i, 2], chunks[2], lo[2], hi[2])
+        a0, b0, a1, b1, a2, b2 = _overlap(origins[i], chunks, lo, hi)
         if starts[i] < 0:
             for y in range(a0 - lo[0], b0 - lo[0]):
                 for x in range(a1 - lo[1], b1 - lo[1]):
@@ -209,17 +218,12 @@ def sum_into(  # pragma: no cover - compiled
 
     Arguments as :func:`place_into`'s typed call (elements along the last axis).
     """
-    typed = np.empty(chunks[0] * chunks[1] * chunks[2], fill.dtype)
-    typed_bytes = typed.view(np.uint8)
-    block = typed.reshape((chunks[0], chunks[1], chunks[2]))
-    raw = np.empty(typed_bytes.size if shuffle_bit >= 0 else 0, np.uint8)
+    decoded_bytes, block, raw = _buffers(chunks, fill, shuffle_bit)
     decompressor = _alloc()
     if decompressor == 0:
         return NO_MEMORY, 0
     for i in range(starts.size):
-        a0, b0 = _overlap(origins[i, 0], chunks[0], lo[0], hi[0])
-        a1, b1 = _overlap(origins[i, 1], chunks[1], lo[1], hi[1])
-        a2, b2 = _overlap(origins[i, 2], chunks[2], lo[2], hi[2])
+        a0, b0, a1, b1, a2, b2 = _overlap(origins[i], chunks, lo, hi)
         acc = out[a2 - lo[2] : b2 - lo[2]]
         if starts[i] < 0:
             value = np.float64(fill[0]) * (b0 - a0) * (b1 - a1)
@@ -228,7 +232,7 @@ def sum_into(  # pragma: no cover - compiled
             continue
         status = _unpack(
             decompressor, buf, starts[i], sizes[i], masks[i], deflate_bit, shuffle_bit, raw,
-            typed_bytes, itemsize,
+            decoded_bytes, itemsize,
         )  # fmt: skip
         if status != OK:
             _free(decompressor)
